@@ -1,0 +1,524 @@
+// Client: the job store (insert, COPY, select, cancel, delete, readd, wait) and worker/master
+// queries. Every value is a bound parameter; hot statements are prepared.
+#include "queuer/client.hpp"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <rapidjson/document.h>
+
+#include "queuer/crypto.hpp"
+#include "queuer/error.hpp"
+#include "queuer/schema.hpp"
+
+namespace queuer {
+
+const char* const kJobColumns =
+    "id, rid, worker_id, worker_rid, options, task_name, parameters, parameters_keyed, status, "
+    "scheduled_at, started_at, schedule_count, attempts, results, error, created_at, updated_at, "
+    "parameters_encrypted, parameters_keyed_encrypted, results_encrypted";
+
+namespace {
+
+#define JOB_COLS                                                                                  \
+    "id, rid, worker_id, worker_rid, options, task_name, parameters, parameters_keyed, status, " \
+    "scheduled_at, started_at, schedule_count, attempts, results, error, created_at, "          \
+    "updated_at, parameters_encrypted, parameters_keyed_encrypted, results_encrypted"
+
+const db::Statement kInsertJob{
+    "queuer_insert_job",
+    "INSERT INTO job (options, task_name, parameters, parameters_keyed, status, scheduled_at, "
+    "parameters_encrypted, parameters_keyed_encrypted) "
+    "VALUES ($1::jsonb, $2, $3::jsonb, $4::jsonb, $5::varchar, "
+    "CASE WHEN $5::varchar = 'SCHEDULED' THEN COALESCE($6::timestamp, CURRENT_TIMESTAMP) END, "
+    "$7::bytea, $8::bytea) RETURNING " JOB_COLS};
+
+const db::Statement kSelectJob{"queuer_select_job",
+                               "SELECT " JOB_COLS " FROM job WHERE rid = $1::uuid"};
+const db::Statement kSelectJobEnded{
+    "queuer_select_job_ended",
+    "SELECT " JOB_COLS " FROM job_archive WHERE rid = $1::uuid ORDER BY updated_at DESC LIMIT 1"};
+
+#define LIST_WHERE                                                                              \
+    " WHERE ($1::varchar = '' OR status = $1::varchar)"                                         \
+    " AND ($2::bigint = 0 OR id < $2::bigint)"                                                  \
+    " AND ($3::text = '' OR worker_rid = NULLIF($3::text, '')::uuid)"                           \
+    " AND ($4::text = '' OR rid::text ILIKE $4::text OR task_name ILIKE $4::text"               \
+    "      OR status ILIKE $4::text OR worker_id::text ILIKE $4::text)"                         \
+    " ORDER BY id DESC LIMIT $5::int"
+
+const db::Statement kListJobs{"queuer_list_jobs", "SELECT " JOB_COLS " FROM job" LIST_WHERE};
+const db::Statement kListJobsEnded{"queuer_list_jobs_ended",
+                                   "SELECT " JOB_COLS " FROM job_archive" LIST_WHERE};
+
+const db::Statement kCancelJob{
+    "queuer_cancel_job",
+    "WITH moved AS (DELETE FROM job WHERE rid = $1::uuid "
+    "  AND status IN ('QUEUED', 'SCHEDULED', 'RUNNING') RETURNING *) "
+    "INSERT INTO job_archive (id, rid, worker_id, worker_rid, options, task_name, parameters, "
+    "  parameters_encrypted, parameters_keyed, parameters_keyed_encrypted, status, scheduled_at, "
+    "  started_at, schedule_count, attempts, results, results_encrypted, error, created_at, "
+    "  updated_at) "
+    "SELECT id, rid, worker_id, worker_rid, options, task_name, parameters, parameters_encrypted, "
+    "  parameters_keyed, parameters_keyed_encrypted, 'CANCELLED', scheduled_at, started_at, "
+    "  schedule_count, attempts, '[]', '', '', created_at, CURRENT_TIMESTAMP FROM moved "
+    "RETURNING " JOB_COLS};
+
+#define WORKER_COLS                                                                       \
+    "id, rid, name, options, available_tasks, available_next_interval, current_concurrency, " \
+    "max_concurrency, status, created_at, updated_at"
+
+std::optional<TimePoint> opt_time(const db::Result& r, int row, int col) {
+    if (r.is_null(row, col)) return std::nullopt;
+    auto tp = parse_time(r.get(row, col), "timestamp");
+    // The Go reference writes 0001-01-01 for "not scheduled".
+    if (tp < TimePoint(std::chrono::seconds(0))) return std::nullopt;
+    return tp;
+}
+
+std::vector<std::string> parse_pg_array(std::string_view s) {
+    std::vector<std::string> out;
+    if (s.size() < 2 || s.front() != '{') return out;
+    s = s.substr(1, s.size() - 2);
+    size_t i = 0;
+    while (i < s.size()) {
+        std::string item;
+        if (s[i] == '"') {
+            ++i;
+            while (i < s.size() && s[i] != '"') {
+                if (s[i] == '\\' && i + 1 < s.size()) ++i;
+                item += s[i++];
+            }
+            ++i;
+        } else {
+            while (i < s.size() && s[i] != ',') item += s[i++];
+        }
+        out.push_back(std::move(item));
+        if (i < s.size() && s[i] == ',') ++i;
+    }
+    return out;
+}
+
+Worker row_to_worker(const db::Result& r, int i) {
+    Worker w;
+    w.id = r.i64(i, 0);
+    w.rid = r.str(i, 1);
+    w.name = r.str(i, 2);
+    if (!r.is_null(i, 3)) {
+        auto text = r.get(i, 3);
+        if (text != "{}" && text != "null") {
+            try {
+                w.options = OnError::from_json(text);
+            } catch (const Error&) {
+            }
+        }
+    }
+    w.available_tasks = parse_pg_array(r.get(i, 4));
+    w.available_next_interval = parse_pg_array(r.get(i, 5));
+    w.current_concurrency = r.is_null(i, 6) ? 0 : r.i32(i, 6);
+    w.max_concurrency = r.is_null(i, 7) ? 0 : r.i32(i, 7);
+    w.status = r.str(i, 8);
+    w.created_at = parse_time(r.get(i, 9), "created_at");
+    w.updated_at = parse_time(r.get(i, 10), "updated_at");
+    return w;
+}
+
+std::string like_pattern(std::string_view term) {
+    if (term.empty()) return {};
+    std::string p = "%";
+    for (char c : term) {
+        if (c == '%' || c == '_' || c == '\\') p += '\\';
+        p += c;
+    }
+    p += '%';
+    return p;
+}
+
+void check_limit(int limit, int64_t last_id) {
+    if (limit < 1 || limit > 10000)
+        throw Error(ErrorKind::Invalid, fmt::format("limit must be 1..10000, not {}", limit));
+    if (last_id < 0) throw Error(ErrorKind::Invalid, "lastId cannot be negative");
+}
+
+// COPY text format: escape backslash, tab, newline, carriage return.
+void copy_field(std::string& out, std::string_view v) {
+    for (char c : v) {
+        switch (c) {
+            case '\\': out += "\\\\"; break;
+            case '\t': out += "\\t"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            default: out += c;
+        }
+    }
+}
+
+}  // namespace
+
+Client::Client(DatabaseConfig cfg, std::string_view encryption_key, bool do_migrate,
+               size_t pool_size)
+    : cfg_(std::move(cfg)) {
+    cfg_.validate();
+    if (!encryption_key.empty()) cipher_ = std::make_unique<Cipher>(encryption_key);
+    pool_ = std::make_unique<db::Pool>(cfg_, pool_size);
+    auto c = pool_->acquire();
+    if (do_migrate) migrate(*c, cfg_.timescaledb);
+}
+
+Client::~Client() = default;
+
+Job Client::row_to_job(const db::Result& r, int i) const {
+    Job j;
+    j.id = r.i64(i, 0);
+    j.rid = r.str(i, 1);
+    j.worker_id = r.is_null(i, 2) ? 0 : r.i64(i, 2);
+    if (!r.is_null(i, 3)) j.worker_rid = r.str(i, 3);
+    if (!r.is_null(i, 4)) {
+        try {
+            j.options = Options::from_json(r.get(i, 4));
+        } catch (const Error&) {
+            // Written by another client in a shape we do not know: run without options.
+        }
+    }
+    j.task_name = r.str(i, 5);
+    auto json_or = [&](int col, const char* fallback) {
+        if (r.is_null(i, col)) return std::string(fallback);
+        auto v = r.get(i, col);
+        return v == "null" ? std::string(fallback) : std::string(v);
+    };
+    j.parameters = json_or(6, "[]");
+    j.parameters_keyed = json_or(7, "{}");
+    j.status = r.str(i, 8);
+    j.scheduled_at = opt_time(r, i, 9);
+    j.started_at = opt_time(r, i, 10);
+    j.schedule_count = r.is_null(i, 11) ? 0 : r.i32(i, 11);
+    j.attempts = r.is_null(i, 12) ? 0 : r.i32(i, 12);
+    j.results = json_or(13, "[]");
+    j.error = r.str(i, 14);
+    j.created_at = parse_time(r.get(i, 15), "created_at");
+    j.updated_at = parse_time(r.get(i, 16), "updated_at");
+    auto sealed = [&](int col) -> std::optional<std::string> {
+        if (r.is_null(i, col) || r.get(i, col).size() <= 2) return std::nullopt;
+        if (!cipher_)
+            throw Error(ErrorKind::Crypto,
+                        fmt::format("job {} is encrypted; set QUEUER_ENCRYPTION_KEY to read it",
+                                    j.rid));
+        return cipher_->open(bytea_from_text(r.get(i, col)), fmt::format("job {}", j.rid));
+    };
+    if (auto p = sealed(17)) j.parameters = *p;
+    if (auto p = sealed(18)) j.parameters_keyed = *p;
+    if (auto p = sealed(19)) j.results = *p;
+    return j;
+}
+
+Job Client::insert_one(db::Connection& c, std::string_view task, std::string_view parameters,
+                       std::string_view parameters_keyed, std::optional<Options> options) {
+    validate_task_name(task);
+    std::string params = json::compact(parameters.empty() ? "[]" : parameters, "parameters");
+    std::string keyed =
+        json::compact(parameters_keyed.empty() ? "{}" : parameters_keyed, "parameters_keyed");
+    json::require_array(params, "parameters");
+    json::require_object(keyed, "parameters_keyed");
+    Options opts = options.value_or(Options{});
+    if (!opts.on_error && default_on_error_) opts.on_error = default_on_error_;
+    opts.validate();
+
+    db::Params p;
+    p.add(opts.to_json()).add(task);
+    if (cipher_) {
+        p.add("[]").add("{}");
+    } else {
+        p.add(params).add(keyed);
+    }
+    if (opts.schedule) {
+        p.add(status::scheduled);
+        if (opts.schedule->start) p.add(format_time(*opts.schedule->start));
+        else p.add_null();
+    } else {
+        p.add(status::queued).add_null();
+    }
+    if (cipher_) {
+        p.add(bytea_to_text(cipher_->seal(params))).add(bytea_to_text(cipher_->seal(keyed)));
+    } else {
+        p.add("").add("");
+    }
+    auto r = c.exec(kInsertJob, p);
+    return row_to_job(r, 0);
+}
+
+Job Client::add_job_json(std::string_view task, std::string_view parameters,
+                         std::string_view parameters_keyed, std::optional<Options> options) {
+    auto c = pool_->acquire();
+    return insert_one(*c, task, parameters, parameters_keyed, std::move(options));
+}
+
+Job Client::add_job_json_tx(db::Connection& tx, std::string_view task,
+                            std::string_view parameters, std::string_view parameters_keyed,
+                            std::optional<Options> options) {
+    return insert_one(tx, task, parameters, parameters_keyed, std::move(options));
+}
+
+std::vector<std::string> Client::add_jobs(const std::vector<BatchJob>& jobs) {
+    std::vector<std::string> rids;
+    if (jobs.empty()) return rids;
+    rids.reserve(jobs.size());
+    std::string data;
+    data.reserve(jobs.size() * 96);
+    auto ts = now();
+    for (size_t i = 0; i < jobs.size(); ++i) {
+        const auto& b = jobs[i];
+        auto where = [&](const Error& e) {
+            return Error(e.kind(), fmt::format("batch job {} (task \"{}\"): {}", i + 1, b.task,
+                                               e.what()));
+        };
+        std::string params, keyed, opts_json;
+        bool scheduled = false;
+        std::string scheduled_at;
+        try {
+            validate_task_name(b.task);
+            params = json::compact(b.parameters.empty() ? "[]" : b.parameters, "parameters");
+            keyed = json::compact(b.parameters_keyed.empty() ? "{}" : b.parameters_keyed,
+                                  "parameters_keyed");
+            json::require_array(params, "parameters");
+            json::require_object(keyed, "parameters_keyed");
+            Options opts = b.options.value_or(Options{});
+            if (!opts.on_error && default_on_error_) opts.on_error = default_on_error_;
+            opts.validate();
+            opts_json = opts.to_json();
+            if (opts.schedule) {
+                scheduled = true;
+                scheduled_at = format_time(opts.schedule->start.value_or(ts));
+            }
+        } catch (const Error& e) {
+            throw where(e);
+        }
+        std::string rid = random_uuid();
+        // rid, options, task_name, parameters, parameters_keyed, status, scheduled_at, enc, enc
+        copy_field(data, rid);
+        data += '\t';
+        copy_field(data, opts_json);
+        data += '\t';
+        copy_field(data, b.task);
+        data += '\t';
+        if (cipher_) {
+            data += "[]\t{}\t";
+        } else {
+            copy_field(data, params);
+            data += '\t';
+            copy_field(data, keyed);
+            data += '\t';
+        }
+        data += scheduled ? "SCHEDULED\t" : "QUEUED\t";
+        if (scheduled) data += scheduled_at;
+        else data += "\\N";
+        data += '\t';
+        if (cipher_) {
+            copy_field(data, bytea_to_text(cipher_->seal(params)));
+            data += '\t';
+            copy_field(data, bytea_to_text(cipher_->seal(keyed)));
+        } else {
+            data += "\\\\x\t\\\\x";
+        }
+        data += '\n';
+        rids.push_back(std::move(rid));
+    }
+    auto c = pool_->acquire();
+    c->copy_in(
+        "COPY job (rid, options, task_name, parameters, parameters_keyed, status, scheduled_at, "
+        "parameters_encrypted, parameters_keyed_encrypted) FROM STDIN",
+        data);
+    return rids;
+}
+
+Job Client::get_job(std::string_view rid) {
+    validate_rid(rid);
+    auto c = pool_->acquire();
+    db::Params p;
+    p.add(rid);
+    auto r = c->exec(kSelectJob, p);
+    if (r.rows() == 0) throw Error(ErrorKind::NotFound, fmt::format("job not found: {}", rid));
+    return row_to_job(r, 0);
+}
+
+Job Client::get_job_ended(std::string_view rid) {
+    validate_rid(rid);
+    auto c = pool_->acquire();
+    db::Params p;
+    p.add(rid);
+    auto r = c->exec(kSelectJobEnded, p);
+    if (r.rows() == 0)
+        throw Error(ErrorKind::NotFound, fmt::format("ended job not found: {}", rid));
+    return row_to_job(r, 0);
+}
+
+std::vector<Job> Client::select_jobs(bool archive, const JobQuery& q) {
+    check_limit(q.limit, q.last_id);
+    if (!q.worker_rid.empty()) validate_rid(q.worker_rid, "worker rid");
+    auto c = pool_->acquire();
+    db::Params p;
+    p.add(q.status).add(q.last_id).add(q.worker_rid).add(like_pattern(q.search)).add(q.limit);
+    auto r = c->exec(archive ? kListJobsEnded : kListJobs, p);
+    std::vector<Job> out;
+    out.reserve(r.rows());
+    for (int i = 0; i < r.rows(); ++i) out.push_back(row_to_job(r, i));
+    return out;
+}
+
+std::vector<Job> Client::get_jobs(const JobQuery& q) { return select_jobs(false, q); }
+std::vector<Job> Client::get_jobs_ended(const JobQuery& q) { return select_jobs(true, q); }
+
+std::vector<Job> Client::get_jobs_by_worker_rid(std::string_view worker_rid, int64_t last_id,
+                                                int limit) {
+    JobQuery q;
+    q.worker_rid = worker_rid;
+    q.last_id = last_id;
+    q.limit = limit;
+    return select_jobs(false, q);
+}
+
+std::vector<Job> Client::get_jobs_by_search(std::string_view search, int64_t last_id, int limit) {
+    JobQuery q;
+    q.search = search;
+    q.last_id = last_id;
+    q.limit = limit;
+    return select_jobs(false, q);
+}
+
+Job Client::cancel_job(std::string_view rid) {
+    validate_rid(rid);
+    auto c = pool_->acquire();
+    db::Params p;
+    p.add(rid);
+    auto r = c->exec(kCancelJob, p);
+    if (r.rows() > 0) return row_to_job(r, 0);
+    auto ended = c->exec(kSelectJobEnded, p);
+    if (ended.rows() > 0)
+        throw Error(ErrorKind::Invalid,
+                    fmt::format("job {} has already ended ({}); only queued, scheduled or "
+                                "running jobs can be cancelled",
+                                rid, ended.get(0, 8)));
+    throw Error(ErrorKind::NotFound, fmt::format("job not found: {}", rid));
+}
+
+void Client::delete_job(std::string_view rid) {
+    validate_rid(rid);
+    auto c = pool_->acquire();
+    db::Params p;
+    p.add(rid);
+    c->exec("DELETE FROM job_archive WHERE rid = $1::uuid", p);
+}
+
+Job Client::readd_job_from_archive(std::string_view rid) {
+    Job old;
+    try {
+        old = get_job_ended(rid);
+    } catch (const Error& e) {
+        if (e.kind() == ErrorKind::NotFound)
+            throw Error(ErrorKind::NotFound, fmt::format("job not found in archive: {}", rid));
+        throw;
+    }
+    return add_job_json(old.task_name, old.parameters, old.parameters_keyed, old.options);
+}
+
+std::optional<Job> Client::wait_for_job_finished(std::string_view rid,
+                                                 std::chrono::milliseconds timeout) {
+    validate_rid(rid);
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    // Subscribe first, then look: a job that ends in between is still seen (reference BUG 28).
+    auto c = db::Connection::open(cfg_);
+    c.listen("job_archive");
+    db::Params p;
+    p.add(rid);
+    auto lookup = [&]() -> std::optional<Job> {
+        auto r = c.exec(kSelectJobEnded, p);
+        if (r.rows() > 0) return row_to_job(r, 0);
+        return std::nullopt;
+    };
+    if (auto j = lookup()) return j;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return lookup();
+        pollfd pfd{c.socket(), POLLIN, 0};
+        int n = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 60000)));
+        if (n < 0 && errno != EINTR)
+            throw Error(ErrorKind::Connection, "waiting for the job: poll failed");
+        if (n <= 0) continue;
+        bool seen = false;
+        for (const auto& note : c.drain_notifications()) {
+            rapidjson::Document d;
+            d.Parse(note.payload.c_str());
+            if (d.IsObject() && d.HasMember("rid") && d["rid"].IsString() &&
+                rid == d["rid"].GetString())
+                seen = true;
+        }
+        if (seen) {
+            if (auto j = lookup()) return j;
+        }
+    }
+}
+
+Worker Client::get_worker(std::string_view rid) {
+    validate_rid(rid, "worker rid");
+    auto c = pool_->acquire();
+    db::Params p;
+    p.add(rid);
+    auto r = c->exec("SELECT " WORKER_COLS " FROM worker WHERE rid = $1::uuid", p);
+    if (r.rows() == 0) throw Error(ErrorKind::NotFound, fmt::format("worker not found: {}", rid));
+    return row_to_worker(r, 0);
+}
+
+std::vector<Worker> Client::get_workers(int64_t last_id, int limit, std::string_view search) {
+    check_limit(limit, last_id);
+    auto c = pool_->acquire();
+    db::Params p;
+    p.add(last_id).add(like_pattern(search)).add(limit);
+    auto r = c->exec("SELECT " WORKER_COLS
+                     " FROM worker WHERE ($1::bigint = 0 OR id < $1::bigint)"
+                     " AND ($2::text = '' OR name ILIKE $2::text OR status ILIKE $2::text"
+                     "      OR array_to_string(available_tasks, ',') ILIKE $2::text)"
+                     " ORDER BY id DESC LIMIT $3::int",
+                     p);
+    std::vector<Worker> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(row_to_worker(r, i));
+    return out;
+}
+
+Master Client::get_master() {
+    auto c = pool_->acquire();
+    auto r = c->exec(
+        "SELECT id, worker_id, worker_rid, settings, created_at, updated_at FROM master "
+        "WHERE id = 1");
+    if (r.rows() == 0) throw Error(ErrorKind::NotFound, "master row not found");
+    Master m;
+    m.id = r.i32(0, 0);
+    m.worker_id = r.is_null(0, 1) ? 0 : r.i64(0, 1);
+    if (!r.is_null(0, 2)) m.worker_rid = r.str(0, 2);
+    m.settings = MasterSettings::from_json(r.is_null(0, 3) ? "" : r.get(0, 3));
+    m.created_at = parse_time(r.get(0, 4), "created_at");
+    m.updated_at = parse_time(r.get(0, 5), "updated_at");
+    return m;
+}
+
+std::vector<Connection> Client::get_connections() {
+    auto c = pool_->acquire();
+    auto r = c->exec(
+        "SELECT pid, COALESCE(datname, ''), COALESCE(usename, ''), "
+        "COALESCE(application_name, ''), COALESCE(query, ''), COALESCE(state, ''), "
+        "(state_change AT TIME ZONE 'UTC') FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY pid");
+    std::vector<Connection> out;
+    for (int i = 0; i < r.rows(); ++i) {
+        Connection x;
+        x.pid = r.i32(i, 0);
+        x.database = r.str(i, 1);
+        x.username = r.str(i, 2);
+        x.application_name = r.str(i, 3);
+        x.query = r.str(i, 4);
+        x.state = r.str(i, 5);
+        if (!r.is_null(i, 6)) x.since = parse_time(r.get(i, 6), "state_change");
+        out.push_back(std::move(x));
+    }
+    return out;
+}
+
+}  // namespace queuer
