@@ -145,6 +145,11 @@ public:
     std::vector<Worker> get_workers(int64_t last_id = 0, int limit = 100,
                                     std::string_view search = {});
     Master get_master();
+    // Asks a worker to stop from anywhere: immediately (STOPPED: its running jobs are cancelled
+    // and the process exits) or gracefully (STOPPING: no new claims, running jobs finish, then
+    // STOPPED). The worker notices through a notification or its next heartbeat. Returns the
+    // worker as updated; Error(NotFound) for an unknown rid, Error(Invalid) if already STOPPED.
+    Worker stop_worker(std::string_view rid, bool graceful);
     std::vector<Connection> get_connections();
 
     const DatabaseConfig& db_config() const { return cfg_; }

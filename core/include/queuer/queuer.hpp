@@ -1,0 +1,143 @@
+// queuer::Queuer: the worker engine (the seed's Queuer lifecycle). It registers a worker row,
+// claims jobs with FOR UPDATE SKIP LOCKED, runs them on a bounded pool, records results, retries
+// with backoff, enforces timeouts, schedules periodic runs, and hands cancellations to running
+// tasks. One libuv loop thread drives it; tasks run on pool threads, never on the loop.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "queuer/client.hpp"
+
+namespace queuer {
+
+class Queuer;
+
+// What a running task sees. Valid only during the task call; methods are thread-safe.
+class JobContext {
+public:
+    struct Init {
+        std::string rid;
+        std::string task_name;
+        int attempt = 1;
+        std::string parameters = "[]";
+        std::string parameters_keyed = "{}";
+        std::optional<std::chrono::steady_clock::time_point> deadline;
+        Client* client = nullptr;  // for sub-jobs; may be null in tests
+    };
+    explicit JobContext(Init init) : init_(std::move(init)) {}
+
+    const std::string& rid() const { return init_.rid; }
+    const std::string& task_name() const { return init_.task_name; }
+    int attempt() const { return init_.attempt; }
+    const std::string& parameters() const { return init_.parameters; }              // JSON array
+    const std::string& parameters_keyed() const { return init_.parameters_keyed; }  // JSON object
+    const std::optional<std::chrono::steady_clock::time_point>& deadline() const {
+        return init_.deadline;
+    }
+
+    // True once the job was cancelled, timed out, or the worker is stopping. Tasks that run for
+    // long should check it and return early.
+    bool is_cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+    // Why: "cancelled", "timed out", "shutting down" (empty while not cancelled).
+    std::string cancel_reason() const;
+    void cancel(std::string reason);
+
+    // Adds a sub-job; its options record this job as parent_rid.
+    template <class... Args>
+    Job add_job(const TaskRef& task, Args&&... args) {
+        auto p = detail::pack(std::forward<Args>(args)...);
+        return add_job_json(task.name(), p.positional, p.keyed, std::nullopt);
+    }
+    Job add_job_json(std::string_view task, std::string_view parameters,
+                     std::string_view parameters_keyed, std::optional<Options> options);
+
+private:
+    Init init_;
+    std::atomic<bool> cancelled_{false};
+    mutable std::mutex mu_;
+    std::string reason_;
+};
+
+// A task returns its results as JSON text ("" means []); it fails by throwing (the exception's
+// what() becomes the job's error).
+using TaskFunc = std::function<std::string(JobContext&)>;
+// Next run time from this run's scheduled time and the number of runs so far.
+using NextIntervalFunc = std::function<TimePoint(TimePoint scheduled_at, int count)>;
+
+struct JobEvent {
+    int64_t id = 0;
+    std::string rid;
+    std::string status;
+};
+
+struct EngineOptions {
+    std::chrono::milliseconds poll_interval{std::chrono::seconds(30)};  // fallback to NOTIFY
+    std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(10)};
+    // How long completions may wait to be written together (one statement per batch).
+    std::chrono::milliseconds finish_batch_delay{std::chrono::milliseconds(1)};
+};
+
+class Queuer : public Client {
+public:
+    // Registers the worker row (status READY). Throws Error(Invalid) on a bad name, concurrency
+    // (1..1000) or on_error.
+    Queuer(std::string name, int max_concurrency, std::string_view encryption_key,
+           DatabaseConfig cfg, std::optional<OnError> on_error = std::nullopt,
+           EngineOptions engine = {});
+    ~Queuer() override;
+
+    Task add_task(std::string name, TaskFunc func);
+    Task add_task_with_name(TaskFunc func, std::string name) {
+        return add_task(std::move(name), std::move(func));
+    }
+    void add_next_interval_func(std::string name, NextIntervalFunc func);
+    void add_next_interval_func_with_name(NextIntervalFunc func, std::string name) {
+        add_next_interval_func(std::move(name), std::move(func));
+    }
+
+    // Starts claiming and running jobs; returns once the worker is RUNNING and listening.
+    void start();
+    // Listeners only (wait/listen helpers work), no claiming.
+    void start_without_worker();
+    // Stops claiming, lets running tasks finish for up to `grace`, then signals the rest (their
+    // contexts are cancelled with reason "shutting down") and puts their jobs back in the queue
+    // for another worker, so nothing is lost; marks the worker STOPPED. Idempotent.
+    void stop(std::chrono::milliseconds grace = std::chrono::seconds(0));
+    bool running() const;
+
+    // Live changes (SIGHUP in queuerd).
+    void set_max_concurrency(int n);
+    void set_worker_on_error(std::optional<OnError> e);
+
+    // Called on the loop thread for every job notification / ended job; keep them short.
+    void on_job_update(std::function<void(const JobEvent&)> cb);
+    void on_job_ended(std::function<void(const JobEvent&)> cb);
+    // Called on the loop thread once the worker has been told to stop (STOPPED or STOPPING set
+    // from elsewhere, or stop()); queuerd uses it to exit.
+    void on_stopped(std::function<void()> cb);
+
+    const Worker& worker() const { return worker_; }
+    int running_jobs() const;
+    int max_concurrency() const;
+
+private:
+    struct Engine;
+    void update_worker_row();
+    Worker worker_;
+    std::unique_ptr<Engine> engine_;
+};
+
+// The seed's constructors: configuration from QUEUER_DB_*, key from QUEUER_ENCRYPTION_KEY.
+std::unique_ptr<Queuer> new_queuer(std::string name, int max_concurrency,
+                                   std::optional<OnError> on_error = std::nullopt);
+std::unique_ptr<Queuer> new_queuer_with_db(std::string name, int max_concurrency,
+                                           std::string_view encryption_key, DatabaseConfig cfg,
+                                           std::optional<OnError> on_error = std::nullopt);
+
+}  // namespace queuer
