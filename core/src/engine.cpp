@@ -1,0 +1,708 @@
+// The worker engine's loop: claim, dispatch, complete, retry, time out, cancel, schedule,
+// heartbeat, listen. See engine.hpp for who owns what.
+#include "engine.hpp"
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "engine_sql.hpp"
+#include "queuer/crypto.hpp"
+#include "queuer/error.hpp"
+
+namespace queuer {
+
+using namespace std::chrono_literals;
+using detail::Completion;
+using detail::TaskDone;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+// Runs `work` on libuv's thread pool and `after` back on the loop.
+template <class Work, class After>
+void queue_work(uv_loop_t* loop, Work work, After after) {
+    struct Req {
+        uv_work_t req;
+        Work work;
+        After after;
+    };
+    auto* r = new Req{{}, std::move(work), std::move(after)};
+    r->req.data = r;
+    uv_queue_work(
+        loop, &r->req, [](uv_work_t* req) { static_cast<Req*>(req->data)->work(); },
+        [](uv_work_t* req, int) {
+            auto* r = static_cast<Req*>(req->data);
+            r->after();
+            delete r;
+        });
+}
+
+template <class T>
+T* self(uv_handle_t* h) {
+    return static_cast<T*>(h->data);
+}
+
+std::chrono::milliseconds backoff(std::chrono::milliseconds prev) {
+    if (prev.count() == 0) return 250ms;
+    return std::min<std::chrono::milliseconds>(prev * 2, 30s);
+}
+
+db::Connection& ensure(std::unique_ptr<db::Connection>& c, const DatabaseConfig& cfg) {
+    if (!c || !c->ok()) c = std::make_unique<db::Connection>(db::Connection::open(cfg));
+    return *c;
+}
+
+void drop_if_broken(std::unique_ptr<db::Connection>& c, const Error& e) {
+    if (e.kind() == ErrorKind::Connection || (c && !c->ok())) c.reset();
+}
+
+}  // namespace
+
+Queuer::Engine::Engine(Queuer& q_, EngineOptions o) : q(q_), opts(o) {
+    uv_loop_init(&loop);
+    loop.data = this;
+    uv_async_init(&loop, &async, [](uv_async_t* h) { self<Engine>((uv_handle_t*)h)->on_async(); });
+    async.data = this;
+    for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer,
+                          &retry_timer, &listen_timer}) {
+        uv_timer_init(&loop, t);
+        t->data = this;
+    }
+    sink->async = &async;
+}
+
+Queuer::Engine::~Engine() {
+    if (thread.joinable()) stop(0ms);
+    if (!started) {
+        // Never started: close the handles we initialised and release the loop.
+        {
+            std::lock_guard g(sink->mu);
+            sink->async = nullptr;
+        }
+        close_handles();
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&loop);
+}
+
+void Queuer::Engine::post(std::function<void()> fn) {
+    {
+        std::lock_guard g(cmd_mu);
+        commands.push_back(std::move(fn));
+    }
+    std::lock_guard g(sink->mu);
+    if (sink->async) uv_async_send(sink->async);
+}
+
+void Queuer::Engine::start(bool claim) {
+    claim_jobs = claim;
+    accepting = claim;
+    connect_listener();  // throws when the database cannot be reached: start() fails clearly
+    uv_timer_start(
+        &heartbeat_timer, [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->heartbeat(); },
+        static_cast<uint64_t>(opts.heartbeat_interval.count()),
+        static_cast<uint64_t>(opts.heartbeat_interval.count()));
+    if (claim_jobs) {
+        uv_timer_start(
+            &poll_timer, [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->request_claim(); },
+            0, static_cast<uint64_t>(opts.poll_interval.count()));
+    }
+    started = true;
+    thread = std::thread([this] {
+        uv_run(&loop, UV_RUN_DEFAULT);
+    });
+}
+
+// ---- commands and completions ----
+
+void Queuer::Engine::on_async() {
+    std::vector<std::function<void()>> cmds;
+    {
+        std::lock_guard g(cmd_mu);
+        cmds.swap(commands);
+    }
+    for (auto& c : cmds) c();
+    std::vector<TaskDone> done;
+    {
+        std::lock_guard g(sink->mu);
+        done.swap(sink->done);
+    }
+    for (auto& d : done) handle_done(std::move(d));
+}
+
+void Queuer::Engine::publish_state() {
+    busy_count = slots_busy;
+    std::lock_guard g(state_mu);
+    published_busy = slots_busy;
+    published_flushed = pending.empty() && !finish_in_flight;
+    state_cv.notify_all();
+}
+
+// ---- claiming ----
+
+void Queuer::Engine::request_claim() {
+    if (!claim_jobs || !accepting || task_names.empty()) return;
+    int free = max_concurrency.load() - slots_busy;
+    if (free <= 0) return;
+    if (claim_in_flight) {
+        claim_again = true;
+        return;
+    }
+    start_claim(free);
+}
+
+void Queuer::Engine::start_claim(int limit) {
+    claim_in_flight = true;
+    claim_again = false;
+    struct Out {
+        std::vector<Job> jobs;
+        std::optional<double> next_due_s;
+        std::optional<Error> error;
+    };
+    auto out = std::make_shared<Out>();
+    db::Params p;
+    p.add_array(task_names).add_array(nif_names).add(limit).add(q.worker_.id).add(q.worker_.rid);
+    db::Params pd;
+    pd.add_array(task_names).add_array(nif_names);
+    queue_work(
+        &loop,
+        [this, out, p = std::move(p), pd = std::move(pd), limit] {
+            try {
+                auto& c = ensure(claim_conn, q.cfg_);
+                auto r = c.exec(detail::kClaim, p);
+                for (int i = 0; i < r.rows(); ++i) {
+                    try {
+                        out->jobs.push_back(q.row_to_job(r, i));
+                    } catch (const Error& e) {
+                        // Claimed but unreadable (e.g. sealed with another key): fail it below.
+                        Job j;
+                        j.id = r.i64(i, 0);
+                        j.rid = r.str(i, 1);
+                        j.task_name = r.str(i, 5);
+                        j.error = e.what();
+                        j.status = "UNREADABLE";
+                        out->jobs.push_back(std::move(j));
+                    }
+                }
+                if (static_cast<int>(out->jobs.size()) < limit) {
+                    auto d = c.exec(detail::kNextDue, pd);
+                    if (d.rows() > 0 && !d.is_null(0, 0))
+                        out->next_due_s = std::stod(std::string(d.get(0, 0)));
+                }
+            } catch (const Error& e) {
+                drop_if_broken(claim_conn, e);
+                out->error = e;
+            }
+        },
+        [this, out, limit] {
+            claim_in_flight = false;
+            if (out->error) {
+                spdlog::warn("claiming jobs failed, will retry: {}", out->error->what());
+                arm_due_timer(1s);
+                return;
+            }
+            for (auto& j : out->jobs) dispatch(std::move(j));
+            if (out->next_due_s) {
+                auto ms = std::chrono::milliseconds(
+                    static_cast<int64_t>(std::max(0.0, *out->next_due_s) * 1000.0) + 1);
+                arm_due_timer(ms);
+            }
+            if (claim_again || static_cast<int>(out->jobs.size()) == limit) request_claim();
+            publish_state();
+        });
+}
+
+void Queuer::Engine::arm_due_timer(std::chrono::milliseconds in) {
+    auto at = steady::now() + in;
+    if (due_at && *due_at <= at && uv_is_active((uv_handle_t*)&due_timer)) return;
+    due_at = at;
+    uv_timer_start(
+        &due_timer,
+        [](uv_timer_t* t) {
+            auto* e = self<Engine>((uv_handle_t*)t);
+            e->due_at.reset();
+            e->request_claim();
+        },
+        static_cast<uint64_t>(std::max<int64_t>(in.count(), 0)), 0);
+}
+
+// ---- running ----
+
+void Queuer::Engine::dispatch(Job job) {
+    ++slots_busy;
+    Running r;
+    r.run = ++next_run_id;
+    r.on_error = job.options.on_error ? job.options.on_error : q.default_on_error_;
+    JobContext::Init init;
+    init.rid = job.rid;
+    init.task_name = job.task_name;
+    init.attempt = job.attempts;
+    init.parameters = job.parameters;
+    init.parameters_keyed = job.parameters_keyed;
+    init.client = &q;
+    if (r.on_error && r.on_error->timeout > 0) {
+        r.deadline = steady::now() + std::chrono::duration_cast<steady::duration>(
+                                         Seconds(r.on_error->timeout));
+        init.deadline = r.deadline;
+    }
+    r.ctx = std::make_shared<JobContext>(std::move(init));
+    int64_t id = job.id;
+    uint64_t run = r.run;
+    std::string unreadable = job.status == "UNREADABLE" ? job.error : "";
+    auto it = tasks.find(job.task_name);
+    r.job = std::move(job);
+    auto ctx = r.ctx;
+    running[id] = std::move(r);
+    if (!unreadable.empty() || it == tasks.end()) {
+        TaskDone d;
+        d.id = id;
+        d.run = run;
+        d.error = unreadable.empty()
+                      ? fmt::format("task \"{}\" is not registered on this worker",
+                                    running[id].job.task_name)
+                      : unreadable;
+        handle_done(std::move(d));
+        return;
+    }
+    spdlog::debug("job {}: started {} (attempt {})", ctx->rid(), ctx->task_name(),
+                  ctx->attempt());
+    pool.submit([sink = sink, ctx, fn = it->second, id, run] {
+        TaskDone d;
+        d.id = id;
+        d.run = run;
+        try {
+            d.results = fn(*ctx);
+            d.ok = true;
+        } catch (const std::exception& e) {
+            d.error = e.what();
+            if (d.error.empty()) d.error = "task failed";
+        } catch (...) {
+            d.error = "task threw a non-standard exception";
+        }
+        sink->push(std::move(d));
+    });
+    if (running[id].deadline) arm_deadline_timer();
+}
+
+void Queuer::Engine::handle_done(TaskDone d) {
+    auto it = running.find(d.id);
+    if (it == running.end() || it->second.run != d.run) {
+        --slots_busy;  // an abandoned run whose entry was already replaced
+        publish_state();
+        request_claim();
+        return;
+    }
+    Running& r = it->second;
+    --slots_busy;
+    if (r.abandoned) {
+        if (r.warned)
+            spdlog::warn("job {}: task {} returned long after it was told to stop", r.job.rid,
+                         r.job.task_name);
+        running.erase(it);
+        publish_state();
+        request_claim();
+        return;
+    }
+    if (d.ok) {
+        std::string results = d.results.empty() ? "[]" : d.results;
+        if (!json::is_valid(results)) {
+            complete_failure(r, "task returned results that are not valid JSON");
+        } else {
+            Completion c;
+            c.id = r.job.id;
+            c.action = "SUCCEEDED";
+            if (q.cipher_) c.sealed = bytea_to_text(q.cipher_->seal(results)).substr(2);
+            else c.results = json::compact(results, "results");
+            c.next_at = next_run(r.job);
+            spdlog::debug("job {}: {} succeeded", r.job.rid, r.job.task_name);
+            pending.push_back(std::move(c));
+        }
+    } else {
+        complete_failure(r, d.error);
+    }
+    running.erase(it);
+    request_flush();
+    request_claim();
+    publish_state();
+}
+
+// Decides between a retry (back to the queue as SCHEDULED after the backoff) and FAILED.
+void Queuer::Engine::complete_failure(Running& r, const std::string& error) {
+    Completion c;
+    c.id = r.job.id;
+    c.error = error;
+    int attempt = r.job.attempts;
+    int max_retries = r.on_error ? r.on_error->max_retries : 0;
+    if (attempt <= max_retries) {
+        auto delay = r.on_error->delay_before_retry(attempt);
+        c.action = "RETRY";
+        c.delay_ms = delay.count();
+        spdlog::info("job {}: {} failed (attempt {} of {}), retrying in {} ms: {}", r.job.rid,
+                     r.job.task_name, attempt, max_retries + 1, delay.count(), error);
+        arm_due_timer(delay + 5ms);
+    } else {
+        c.action = "FAILED";
+        c.next_at = next_run(r.job);
+        spdlog::info("job {}: {} failed: {}", r.job.rid, r.job.task_name, error);
+    }
+    pending.push_back(std::move(c));
+}
+
+std::optional<TimePoint> Queuer::Engine::next_run(const Job& j) {
+    if (!j.options.schedule) return std::nullopt;
+    const auto& s = *j.options.schedule;
+    if (s.max_count != 0 && j.schedule_count >= s.max_count) return std::nullopt;
+    TimePoint base = j.scheduled_at.value_or(j.started_at.value_or(j.created_at));
+    if (!s.next_interval.empty()) {
+        auto it = nifs.find(s.next_interval);
+        if (it == nifs.end()) {
+            spdlog::error("job {}: next-interval function \"{}\" is not registered here; the "
+                          "series ends",
+                          j.rid, s.next_interval);
+            return std::nullopt;
+        }
+        try {
+            return it->second(base, j.schedule_count);
+        } catch (const std::exception& e) {
+            spdlog::error("job {}: next-interval function \"{}\" failed, the series ends: {}",
+                          j.rid, s.next_interval, e.what());
+            return std::nullopt;
+        }
+    }
+    if (s.interval.count() <= 0) return std::nullopt;
+    // start + count * interval: evenly spaced, whatever retries did to scheduled_at.
+    TimePoint start = s.start.value_or(base);
+    return start + std::chrono::duration_cast<std::chrono::microseconds>(s.interval) *
+                       j.schedule_count;
+}
+
+// ---- timeouts ----
+
+void Queuer::Engine::arm_deadline_timer() {
+    std::optional<steady::time_point> earliest;
+    for (auto& [id, r] : running) {
+        if (!r.deadline) continue;
+        auto t = r.abandoned ? *r.deadline + 5s : *r.deadline;
+        if (r.abandoned && r.warned) continue;
+        if (!earliest || t < *earliest) earliest = t;
+    }
+    if (!earliest) {
+        uv_timer_stop(&deadline_timer);
+        return;
+    }
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*earliest - steady::now());
+    uv_timer_start(
+        &deadline_timer, [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->check_deadlines(); },
+        static_cast<uint64_t>(std::max<int64_t>(ms.count(), 0) + 1), 0);
+}
+
+void Queuer::Engine::check_deadlines() {
+    auto now = steady::now();
+    for (auto& [id, r] : running) {
+        if (!r.deadline) continue;
+        if (!r.abandoned && *r.deadline <= now) {
+            r.ctx->cancel("timed out");
+            r.abandoned = true;
+            complete_failure(r, fmt::format("task timed out after {}s", r.on_error->timeout));
+        } else if (r.abandoned && !r.warned && *r.deadline + 5s <= now) {
+            r.warned = true;
+            spdlog::warn("job {}: task {} ignores cancellation; its thread stays busy until it "
+                         "returns",
+                         r.job.rid, r.job.task_name);
+        }
+    }
+    request_flush();
+    arm_deadline_timer();
+}
+
+// ---- finishing ----
+
+void Queuer::Engine::request_flush() {
+    if (finish_in_flight || pending.empty()) {
+        publish_state();
+        return;
+    }
+    if (uv_is_active((uv_handle_t*)&retry_timer)) return;  // backing off after a failure
+    finish_in_flight = true;
+    auto batch = std::make_shared<std::vector<Completion>>();
+    batch->swap(pending);
+    std::vector<std::string> ids, actions, results, errors, delays, sealed, next_ids, next_ats;
+    for (const auto& c : *batch) {
+        ids.push_back(std::to_string(c.id));
+        actions.push_back(c.action);
+        results.push_back(c.results);
+        errors.push_back(c.error);
+        delays.push_back(std::to_string(c.delay_ms));
+        sealed.push_back(c.sealed);
+        if (c.next_at) {
+            next_ids.push_back(std::to_string(c.id));
+            next_ats.push_back(format_time(*c.next_at));
+        }
+    }
+    db::Params p;
+    p.add_array(ids).add_array(actions).add_array(results).add_array(errors).add_array(delays);
+    p.add_array(sealed).add(q.worker_.rid).add_array(next_ids).add_array(next_ats);
+    auto err = std::make_shared<std::optional<Error>>();
+    queue_work(
+        &loop,
+        [this, p = std::move(p), err] {
+            try {
+                auto& c = ensure(finish_conn, q.cfg_);
+                c.exec(detail::kFinish, p);
+            } catch (const Error& e) {
+                drop_if_broken(finish_conn, e);
+                *err = e;
+            }
+        },
+        [this, batch, err] {
+            finish_in_flight = false;
+            if (*err) {
+                // Keep every result; write them when the database answers again.
+                finish_backoff = backoff(finish_backoff);
+                spdlog::warn("writing {} job results failed, retrying in {} ms: {}",
+                             batch->size(), finish_backoff.count(), (*err)->what());
+                pending.insert(pending.begin(), batch->begin(), batch->end());
+                uv_timer_start(
+                    &retry_timer,
+                    [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->request_flush(); },
+                    static_cast<uint64_t>(finish_backoff.count()), 0);
+            } else {
+                finish_backoff = 0ms;
+                for (const auto& c : *batch) {
+                    if (c.next_at) {
+                        auto in = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            *c.next_at - now());
+                        arm_due_timer(std::max(in, 0ms) + 5ms);
+                    }
+                }
+            }
+            request_flush();
+            publish_state();
+        });
+}
+
+// ---- heartbeat and worker status ----
+
+void Queuer::Engine::heartbeat() {
+    if (heartbeat_in_flight) return;
+    heartbeat_in_flight = true;
+    struct Out {
+        std::optional<std::string> status;
+        std::optional<Error> error;
+    };
+    auto out = std::make_shared<Out>();
+    db::Params p;
+    p.add(q.worker_.rid).add(slots_busy);
+    queue_work(
+        &loop,
+        [this, out, p = std::move(p)] {
+            try {
+                auto& c = ensure(control_conn, q.cfg_);
+                auto r = c.exec(detail::kHeartbeat, p);
+                if (r.rows() > 0) out->status = r.str(0, 0);
+            } catch (const Error& e) {
+                drop_if_broken(control_conn, e);
+                out->error = e;
+            }
+        },
+        [this, out] {
+            heartbeat_in_flight = false;
+            if (out->error) {
+                spdlog::warn("heartbeat failed: {}", out->error->what());
+                return;
+            }
+            if (!out->status) {
+                spdlog::error("worker row {} is gone (deleted by the master?); stopping",
+                              q.worker_.rid);
+                apply_worker_status(std::string(worker_status::stopped));
+                return;
+            }
+            apply_worker_status(*out->status);
+        });
+}
+
+void Queuer::Engine::apply_worker_status(const std::string& status) {
+    if (status == worker_status::stopped) {
+        if (stopped_notified) return;
+        // Immediate stop from elsewhere: cancel what runs, end those jobs CANCELLED.
+        accepting = false;
+        for (auto& [id, r] : running) {
+            if (r.abandoned) continue;
+            r.ctx->cancel("cancelled");
+            r.abandoned = true;
+            Completion c;
+            c.id = r.job.id;
+            c.action = "CANCELLED";
+            c.error = "worker stopped";
+            pending.push_back(std::move(c));
+        }
+        request_flush();
+        stopped_notified = true;
+        spdlog::info("worker {} was stopped", q.worker_.rid);
+        if (on_stopped) on_stopped();
+    } else if (status == worker_status::stopping) {
+        if (!graceful_stop_requested) {
+            graceful_stop_requested = true;
+            accepting = false;
+            spdlog::info("worker {} is stopping gracefully: no new jobs, {} running",
+                         q.worker_.rid, slots_busy);
+        }
+        if (slots_busy == 0 && !stopped_notified) {
+            stopped_notified = true;
+            if (on_stopped) on_stopped();
+        }
+    }
+}
+
+// ---- notifications ----
+
+void Queuer::Engine::on_notification(const db::Notification& n) {
+    rapidjson::Document d;
+    d.Parse(n.payload.c_str());
+    if (!d.IsObject()) return;
+    JobEvent ev;
+    if (d.HasMember("id") && d["id"].IsInt64()) ev.id = d["id"].GetInt64();
+    if (d.HasMember("rid") && d["rid"].IsString()) ev.rid = d["rid"].GetString();
+    if (d.HasMember("status") && d["status"].IsString()) ev.status = d["status"].GetString();
+    if (n.channel == "job") {
+        if (ev.status == status::queued || ev.status == status::scheduled) request_claim();
+        if (on_update) on_update(ev);
+    } else if (n.channel == "job_archive") {
+        if (ev.status == status::cancelled) {
+            auto it = running.find(ev.id);
+            if (it != running.end() && !it->second.abandoned) {
+                it->second.ctx->cancel("cancelled");
+                it->second.abandoned = true;
+                spdlog::info("job {}: cancelled while running; the task was told", ev.rid);
+            }
+        }
+        if (on_ended) on_ended(ev);
+    } else if (n.channel == "worker") {
+        if (ev.rid == q.worker_.rid) heartbeat();
+    }
+}
+
+void Queuer::Engine::connect_listener() {
+    listen_conn = std::make_unique<db::Connection>(db::Connection::open(q.cfg_));
+    for (const char* ch : {"job", "job_archive", "worker"}) listen_conn->listen(ch);
+    uv_poll_init(&loop, &listen_poll, listen_conn->socket());
+    listen_poll.data = this;
+    listen_poll_open = true;
+    uv_poll_start(&listen_poll, UV_READABLE, [](uv_poll_t* h, int status, int) {
+        auto* e = self<Engine>((uv_handle_t*)h);
+        std::vector<db::Notification> notes;
+        bool broken = status < 0;
+        if (!broken) {
+            try {
+                notes = e->listen_conn->drain_notifications();
+            } catch (const Error& err) {
+                spdlog::warn("lost the database listener: {}; reconnecting", err.what());
+                broken = true;
+            }
+        }
+        for (const auto& n : notes) e->on_notification(n);
+        if (broken) e->schedule_listener_reconnect();
+    });
+}
+
+void Queuer::Engine::schedule_listener_reconnect() {
+    if (listen_poll_open) {
+        listen_poll_open = false;
+        uv_poll_stop(&listen_poll);
+        uv_close((uv_handle_t*)&listen_poll, nullptr);
+    }
+    listen_backoff = backoff(listen_backoff);
+    uv_timer_start(
+        &listen_timer,
+        [](uv_timer_t* t) {
+            auto* e = self<Engine>((uv_handle_t*)t);
+            try {
+                e->connect_listener();
+                e->listen_backoff = 0ms;
+                spdlog::info("database listener reconnected");
+                e->request_claim();  // catch up on what we may have missed
+                e->request_flush();
+            } catch (const Error& err) {
+                e->listen_conn.reset();
+                spdlog::warn("database still unreachable: {}", err.what());
+                e->schedule_listener_reconnect();
+            }
+        },
+        static_cast<uint64_t>(listen_backoff.count()), 0);
+}
+
+// ---- shutdown ----
+
+void Queuer::Engine::close_handles() {
+    auto close = [](auto* h) {
+        if (!uv_is_closing((uv_handle_t*)h)) uv_close((uv_handle_t*)h, nullptr);
+    };
+    close(&async);
+    for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer,
+                          &retry_timer, &listen_timer})
+        close(t);
+    if (listen_poll_open) {
+        listen_poll_open = false;
+        close(&listen_poll);
+    }
+}
+
+void Queuer::Engine::stop(std::chrono::milliseconds grace) {
+    if (!thread.joinable()) return;
+    // 1. No new claims.
+    post([this] {
+        accepting = false;
+        uv_timer_stop(&poll_timer);
+        uv_timer_stop(&due_timer);
+        publish_state();
+    });
+    // 2. Let running tasks finish within the grace period.
+    {
+        std::unique_lock lk(state_mu);
+        state_cv.wait_for(lk, grace, [&] { return published_busy == 0; });
+    }
+    // 3. Tell the rest to stop and put their jobs back in the queue for another worker.
+    post([this] {
+        int n = 0;
+        for (auto& [id, r] : running) {
+            if (r.abandoned) continue;
+            r.ctx->cancel("shutting down");
+            r.abandoned = true;
+            Completion c;
+            c.id = r.job.id;
+            c.action = "REQUEUE";
+            c.error = "worker shut down before the task finished";
+            pending.push_back(std::move(c));
+            ++n;
+        }
+        if (n) spdlog::info("shutdown: {} running jobs put back in the queue", n);
+        uv_timer_stop(&retry_timer);
+        request_flush();
+        publish_state();
+    });
+    // 4. Wait (bounded) until every result is written.
+    {
+        std::unique_lock lk(state_mu);
+        if (!state_cv.wait_for(lk, 15s, [&] { return published_flushed; }))
+            spdlog::error("shutdown: some job results could not be written; those jobs stay "
+                          "RUNNING until the master recovers them");
+    }
+    // 5. Close the loop.
+    post([this] {
+        {
+            std::lock_guard g(sink->mu);
+            sink->async = nullptr;
+        }
+        close_handles();
+    });
+    thread.join();
+    size_t stuck = pool.shutdown(5s);
+    if (stuck)
+        spdlog::warn("shutdown: {} task threads ignore cancellation and were left running",
+                     stuck);
+}
+
+}  // namespace queuer

@@ -1,0 +1,148 @@
+// Queuer::Engine: the libuv loop that drives a worker. The loop thread owns every libuv handle
+// and all state below marked "loop"; other threads reach it only through post() (a locked
+// command queue plus uv_async_send) and the completion sink.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "queuer/queuer.hpp"
+#include "task_pool.hpp"
+
+namespace queuer {
+
+namespace detail {
+
+// What a pool thread hands back when a task returns.
+struct TaskDone {
+    int64_t id = 0;
+    uint64_t run = 0;  // which dispatch this is (a job id can be dispatched again later)
+    bool ok = false;
+    std::string results;
+    std::string error;
+};
+
+// Shared by pool threads and the loop; outlives the loop when a task never returns.
+struct Sink {
+    std::mutex mu;
+    std::vector<TaskDone> done;
+    uv_async_t* async = nullptr;  // null once the loop is gone
+    void push(TaskDone d) {
+        std::lock_guard g(mu);
+        done.push_back(std::move(d));
+        if (async) uv_async_send(async);
+    }
+};
+
+struct Completion {
+    int64_t id = 0;
+    std::string action;  // SUCCEEDED | FAILED | CANCELLED | RETRY | REQUEUE
+    std::string results = "[]";
+    std::string error;
+    int64_t delay_ms = 0;
+    std::string sealed;  // hex, encrypted results
+    std::optional<TimePoint> next_at;
+};
+
+}  // namespace detail
+
+struct Queuer::Engine {
+    struct Running {
+        Job job;
+        uint64_t run = 0;
+        std::shared_ptr<JobContext> ctx;
+        std::optional<OnError> on_error;
+        std::optional<std::chrono::steady_clock::time_point> deadline;
+        bool abandoned = false;  // its outcome is decided already (timeout, cancel, shutdown)
+        bool warned = false;
+    };
+
+    Engine(Queuer& q, EngineOptions opts);
+    ~Engine();
+
+    void start(bool claim_jobs);
+    void stop(std::chrono::milliseconds grace);
+    void post(std::function<void()> fn);
+
+    // ---- loop thread ----
+    void on_async();
+    void request_claim();
+    void start_claim(int limit);
+    void dispatch(Job job);
+    void handle_done(detail::TaskDone d);
+    void complete_failure(Running& r, const std::string& error);
+    void request_flush();
+    void check_deadlines();
+    void arm_deadline_timer();
+    void arm_due_timer(std::chrono::milliseconds in);
+    void heartbeat();
+    void apply_worker_status(const std::string& status);
+    void on_notification(const db::Notification& n);
+    void connect_listener();
+    void schedule_listener_reconnect();
+    void close_handles();
+    std::optional<TimePoint> next_run(const Job& j);
+    void publish_state();
+
+    Queuer& q;
+    EngineOptions opts;
+    uv_loop_t loop{};
+    uv_async_t async{};
+    uv_timer_t poll_timer{}, due_timer{}, deadline_timer{}, heartbeat_timer{}, retry_timer{},
+        listen_timer{};
+    uv_poll_t listen_poll{};
+    bool listen_poll_open = false;
+    std::thread thread;
+    std::shared_ptr<detail::Sink> sink = std::make_shared<detail::Sink>();
+    detail::TaskPool pool;
+
+    std::mutex cmd_mu;
+    std::vector<std::function<void()>> commands;
+
+    // Task registry snapshot, loop thread (copied in by commands).
+    std::unordered_map<std::string, TaskFunc> tasks;
+    std::unordered_map<std::string, NextIntervalFunc> nifs;
+    std::vector<std::string> task_names, nif_names;
+
+    // Connections used by work items (one work item of each kind at a time).
+    std::unique_ptr<db::Connection> listen_conn, claim_conn, finish_conn, control_conn;
+
+    // ---- loop state ----
+    std::unordered_map<int64_t, Running> running;
+    uint64_t next_run_id = 0;
+    int slots_busy = 0;
+    bool claim_jobs = false;
+    bool accepting = true;
+    bool graceful_stop_requested = false;
+    bool stopped_notified = false;
+    bool claim_in_flight = false, claim_again = false;
+    bool finish_in_flight = false, heartbeat_in_flight = false;
+    std::chrono::milliseconds finish_backoff{0};
+    std::chrono::milliseconds listen_backoff{0};
+    std::vector<detail::Completion> pending;
+    std::optional<std::chrono::steady_clock::time_point> due_at;
+
+    // ---- visible to other threads ----
+    std::atomic<int> max_concurrency{1};
+    std::atomic<int> busy_count{0};
+    std::atomic<bool> started{false};
+    std::mutex state_mu;
+    std::condition_variable state_cv;
+    int published_busy = 0;
+    bool published_flushed = true;
+
+    std::function<void(const JobEvent&)> on_update, on_ended;
+    std::function<void()> on_stopped;
+};
+
+}  // namespace queuer
