@@ -125,7 +125,10 @@ std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view 
     else if (unit == "h") ns_per = 3600e9;
     else if (unit == "d") ns_per = 86400e9;
     else return bad();
-    return std::chrono::nanoseconds(static_cast<int64_t>(std::llround(value * ns_per)));
+    // Beyond ~292 years int64 nanoseconds would wrap; refuse rather than return garbage.
+    double ns = value * ns_per;
+    if (!std::isfinite(ns) || ns >= 9.2e18) return bad();
+    return std::chrono::nanoseconds(static_cast<int64_t>(std::llround(ns)));
 }
 
 const char* to_string(RetryBackoff b) {
@@ -375,6 +378,8 @@ void Options::validate() const {
     if (on_error) on_error->validate();
     if (schedule) schedule->validate();
     if (!parent_rid.empty()) validate_rid(parent_rid, "options.parent_rid");
+    // Written into the options JSON verbatim, so it must be an object.
+    if (!metadata_json.empty()) json::require_object(metadata_json, "options.metadata");
 }
 
 std::string Options::to_json() const {
