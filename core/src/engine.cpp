@@ -249,29 +249,27 @@ void Queuer::Engine::dispatch(Job job) {
         init.deadline = r.deadline;
     }
     r.ctx = std::make_shared<JobContext>(std::move(init));
-    int64_t id = job.id;
     uint64_t run = r.run;
     std::string unreadable = job.status == "UNREADABLE" ? job.error : "";
     auto it = tasks.find(job.task_name);
+    std::string task_name = job.task_name;
     r.job = std::move(job);
     auto ctx = r.ctx;
-    running[id] = std::move(r);
+    bool has_deadline = r.deadline.has_value();
+    running[run] = std::move(r);
     if (!unreadable.empty() || it == tasks.end()) {
         TaskDone d;
-        d.id = id;
         d.run = run;
         d.error = unreadable.empty()
-                      ? fmt::format("task \"{}\" is not registered on this worker",
-                                    running[id].job.task_name)
+                      ? fmt::format("task \"{}\" is not registered on this worker", task_name)
                       : unreadable;
         handle_done(std::move(d));
         return;
     }
     spdlog::debug("job {}: started {} (attempt {})", ctx->rid(), ctx->task_name(),
                   ctx->attempt());
-    pool.submit([sink = sink, ctx, fn = it->second, id, run] {
+    pool.submit([sink = sink, ctx, fn = it->second, run] {
         TaskDone d;
-        d.id = id;
         d.run = run;
         try {
             d.results = fn(*ctx);
@@ -284,26 +282,34 @@ void Queuer::Engine::dispatch(Job job) {
         }
         sink->push(std::move(d));
     });
-    if (running[id].deadline) arm_deadline_timer();
+    if (has_deadline) arm_deadline_timer();
+}
+
+Queuer::Engine::Running* Queuer::Engine::find_job(int64_t job_id) {
+    for (auto& [run, r] : running)
+        if (r.job.id == job_id && !r.abandoned) return &r;
+    return nullptr;
+}
+
+void Queuer::Engine::release_if_done(uint64_t run) {
+    auto it = running.find(run);
+    if (it == running.end() || !it->second.thread_done || !it->second.persisted) return;
+    running.erase(it);
+    --slots_busy;
+    publish_state();
+    request_claim();
 }
 
 void Queuer::Engine::handle_done(TaskDone d) {
-    auto it = running.find(d.id);
-    if (it == running.end() || it->second.run != d.run) {
-        --slots_busy;  // an abandoned run whose entry was already replaced
-        publish_state();
-        request_claim();
-        return;
-    }
+    auto it = running.find(d.run);
+    if (it == running.end()) return;
     Running& r = it->second;
-    --slots_busy;
+    r.thread_done = true;
     if (r.abandoned) {
         if (r.warned)
             spdlog::warn("job {}: task {} returned long after it was told to stop", r.job.rid,
                          r.job.task_name);
-        running.erase(it);
-        publish_state();
-        request_claim();
+        release_if_done(d.run);
         return;
     }
     if (d.ok) {
@@ -313,6 +319,7 @@ void Queuer::Engine::handle_done(TaskDone d) {
         } else {
             Completion c;
             c.id = r.job.id;
+            c.run = r.run;
             c.action = "SUCCEEDED";
             if (q.cipher_) c.sealed = bytea_to_text(q.cipher_->seal(results)).substr(2);
             else c.results = json::compact(results, "results");
@@ -323,16 +330,14 @@ void Queuer::Engine::handle_done(TaskDone d) {
     } else {
         complete_failure(r, d.error);
     }
-    running.erase(it);
     request_flush();
-    request_claim();
-    publish_state();
 }
 
 // Decides between a retry (back to the queue as SCHEDULED after the backoff) and FAILED.
 void Queuer::Engine::complete_failure(Running& r, const std::string& error) {
     Completion c;
     c.id = r.job.id;
+    c.run = r.run;
     c.error = error;
     int attempt = r.job.attempts;
     int max_retries = r.on_error ? r.on_error->max_retries : 0;
@@ -472,6 +477,10 @@ void Queuer::Engine::request_flush() {
             } else {
                 finish_backoff = 0ms;
                 for (const auto& c : *batch) {
+                    if (auto it = running.find(c.run); it != running.end()) {
+                        it->second.persisted = true;
+                        release_if_done(c.run);
+                    }
                     if (c.next_at) {
                         auto in = std::chrono::duration_cast<std::chrono::milliseconds>(
                             *c.next_at - now());
@@ -535,6 +544,7 @@ void Queuer::Engine::apply_worker_status(const std::string& status) {
             r.abandoned = true;
             Completion c;
             c.id = r.job.id;
+            c.run = r.run;
             c.action = "CANCELLED";
             c.error = "worker stopped";
             pending.push_back(std::move(c));
@@ -572,10 +582,11 @@ void Queuer::Engine::on_notification(const db::Notification& n) {
         if (on_update) on_update(ev);
     } else if (n.channel == "job_archive") {
         if (ev.status == status::cancelled) {
-            auto it = running.find(ev.id);
-            if (it != running.end() && !it->second.abandoned) {
-                it->second.ctx->cancel("cancelled");
-                it->second.abandoned = true;
+            if (Running* r = find_job(ev.id)) {
+                r->ctx->cancel("cancelled");
+                r->abandoned = true;
+                r->persisted = true;  // the canceller wrote the outcome
+                release_if_done(r->run);
                 spdlog::info("job {}: cancelled while running; the task was told", ev.rid);
             }
         }
@@ -673,6 +684,7 @@ void Queuer::Engine::stop(std::chrono::milliseconds grace) {
             r.abandoned = true;
             Completion c;
             c.id = r.job.id;
+            c.run = r.run;
             c.action = "REQUEUE";
             c.error = "worker shut down before the task finished";
             pending.push_back(std::move(c));

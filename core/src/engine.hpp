@@ -46,6 +46,7 @@ struct Sink {
 
 struct Completion {
     int64_t id = 0;
+    uint64_t run = 0;
     std::string action;  // SUCCEEDED | FAILED | CANCELLED | RETRY | REQUEUE
     std::string results = "[]";
     std::string error;
@@ -65,6 +66,10 @@ struct Queuer::Engine {
         std::optional<std::chrono::steady_clock::time_point> deadline;
         bool abandoned = false;  // its outcome is decided already (timeout, cancel, shutdown)
         bool warned = false;
+        // The slot stays taken until the task thread returned AND the outcome is in the
+        // database, so that RUNNING rows in the table never exceed max_concurrency.
+        bool thread_done = false;
+        bool persisted = false;
     };
 
     Engine(Queuer& q, EngineOptions opts);
@@ -81,6 +86,8 @@ struct Queuer::Engine {
     void dispatch(Job job);
     void handle_done(detail::TaskDone d);
     void complete_failure(Running& r, const std::string& error);
+    void release_if_done(uint64_t run);
+    Running* find_job(int64_t job_id);
     void request_flush();
     void check_deadlines();
     void arm_deadline_timer();
@@ -118,7 +125,7 @@ struct Queuer::Engine {
     std::unique_ptr<db::Connection> listen_conn, claim_conn, finish_conn, control_conn;
 
     // ---- loop state ----
-    std::unordered_map<int64_t, Running> running;
+    std::unordered_map<uint64_t, Running> running;  // by run (dispatch) number
     uint64_t next_run_id = 0;
     int slots_busy = 0;
     bool claim_jobs = false;
