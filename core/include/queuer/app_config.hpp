@@ -1,0 +1,63 @@
+// The application configuration shared by queuerd and queuerctl: a YAML file (keys as in
+// docs/configuration.md) plus QUEUER_DB_* and QUEUER_ENCRYPTION_KEY from the environment.
+// Every error is queuer::Error(ErrorKind::Config, "FILE:LINE: <key path> ...").
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "queuer/config.hpp"
+#include "queuer/model.hpp"
+
+namespace queuer {
+
+enum class Isolation { Thread, Process };
+const char* to_string(Isolation i);
+
+enum class LogLevel { Trace, Debug, Info, Warn, Error };
+const char* to_string(LogLevel l);
+
+struct WorkerConfig {
+    std::string name;         // required in a file; default_worker_name() without one
+    int max_concurrency = 1;  // 1..1000; required in a file; number of CPUs without one
+    // Default on_error for jobs added without one; absent = run once, no timeout.
+    std::optional<OnError> on_error;
+    std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(10)};
+    std::chrono::milliseconds shutdown_grace{std::chrono::seconds(30)};
+    Isolation isolation = Isolation::Thread;
+    std::chrono::milliseconds poll_interval{std::chrono::seconds(30)};  // NOTIFY fallback
+};
+
+struct PluginConfig {
+    std::string path;   // absolute, or resolved against the config file's directory
+    std::string where;  // "FILE:LINE" of the entry, for error messages ("" without a file)
+};
+
+struct AppConfig {
+    std::string source;  // the file loaded; empty when everything came from the environment
+    WorkerConfig worker;
+    DatabaseConfig database;  // application_name left at its default: the caller sets it
+    std::vector<PluginConfig> plugins;
+    MasterSettings master;           // defaults for keys not given
+    bool master_configured = false;  // the file has a master: section
+    // The key text (hex or base64); empty = no encryption. Never log it.
+    std::string encryption_key;
+    // Where the key came from: "QUEUER_ENCRYPTION_KEY", the key file's path, or "" (none).
+    std::string encryption_key_source;
+    LogLevel log_level = LogLevel::Info;
+};
+
+// Loads `path`. With require_worker = false (queuerctl), worker.name and
+// worker.max_concurrency may be missing and then take the no-file defaults.
+AppConfig load_app_config(const std::string& path, bool require_worker = true);
+// No file: defaults, QUEUER_DB_* and QUEUER_ENCRYPTION_KEY.
+AppConfig load_app_config();
+
+// "queuerd-<hostname>" (cut to 100 characters); "queuerd" when the host name is unknown.
+std::string default_worker_name();
+// std::thread::hardware_concurrency(), at least 1, at most 1000.
+int default_max_concurrency();
+
+}  // namespace queuer
