@@ -67,7 +67,7 @@ Queuer::Engine::Engine(Queuer& q_, EngineOptions o) : q(q_), opts(o) {
     uv_async_init(&loop, &async, [](uv_async_t* h) { self<Engine>((uv_handle_t*)h)->on_async(); });
     async.data = this;
     for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer,
-                          &retry_timer, &listen_timer}) {
+                          &retry_timer, &listen_timer, &tick_timer}) {
         uv_timer_init(&loop, t);
         t->data = this;
     }
@@ -110,6 +110,14 @@ void Queuer::Engine::start(bool claim) {
             &poll_timer, [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->request_claim(); },
             0, static_cast<uint64_t>(opts.poll_interval.count()));
     }
+    auto tick = [](uv_timer_t* t) {
+        self<Engine>((uv_handle_t*)t)->last_tick_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                steady::now().time_since_epoch())
+                .count();
+    };
+    tick(&tick_timer);
+    uv_timer_start(&tick_timer, tick, 1000, 1000);
     started = true;
     thread = std::thread([this] {
         uv_run(&loop, UV_RUN_DEFAULT);
@@ -653,7 +661,7 @@ void Queuer::Engine::close_handles() {
     };
     close(&async);
     for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer,
-                          &retry_timer, &listen_timer})
+                          &retry_timer, &listen_timer, &tick_timer})
         close(t);
     if (listen_poll_open) {
         listen_poll_open = false;

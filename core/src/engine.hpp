@@ -106,7 +106,7 @@ struct Queuer::Engine {
     uv_loop_t loop{};
     uv_async_t async{};
     uv_timer_t poll_timer{}, due_timer{}, deadline_timer{}, heartbeat_timer{}, retry_timer{},
-        listen_timer{};
+        listen_timer{}, tick_timer{};
     uv_poll_t listen_poll{};
     bool listen_poll_open = false;
     std::thread thread;
@@ -143,6 +143,7 @@ struct Queuer::Engine {
     std::atomic<int> max_concurrency{1};
     std::atomic<int> busy_count{0};
     std::atomic<bool> started{false};
+    std::atomic<int64_t> last_tick_ms{0};  // steady clock, refreshed every second by the loop
     std::mutex state_mu;
     std::condition_variable state_cv;
     int published_busy = 0;

@@ -188,6 +188,14 @@ void Queuer::on_job_ended(std::function<void(const JobEvent&)> cb) {
 }
 void Queuer::on_stopped(std::function<void()> cb) { engine_->on_stopped = std::move(cb); }
 
+bool Queuer::loop_healthy(std::chrono::milliseconds max_age) const {
+    if (!engine_->thread.joinable()) return false;
+    auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
+    return now_ms - engine_->last_tick_ms.load() <= max_age.count();
+}
+
 int Queuer::running_jobs() const { return engine_->busy_count.load(); }
 int Queuer::max_concurrency() const { return engine_->max_concurrency.load(); }
 

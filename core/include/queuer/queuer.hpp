@@ -123,6 +123,8 @@ public:
     void on_stopped(std::function<void()> cb);
 
     const Worker& worker() const { return worker_; }
+    // True while the engine loop is running and has turned within `max_age` (for watchdogs).
+    bool loop_healthy(std::chrono::milliseconds max_age = std::chrono::seconds(5)) const;
     int running_jobs() const;
     int max_concurrency() const;
 
