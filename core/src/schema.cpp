@@ -117,6 +117,10 @@ CREATE INDEX IF NOT EXISTS idx_worker_status ON worker (status);
 CREATE INDEX IF NOT EXISTS idx_master_worker_id ON master (worker_id);
 CREATE INDEX IF NOT EXISTS idx_master_worker_rid ON master (worker_rid);
 )SQL"},
+    {2, "archive retention index", R"SQL(
+-- The master's retention sweep deletes by age; TimescaleDB creates the same index itself.
+CREATE INDEX IF NOT EXISTS idx_job_archive_updated_at ON job_archive (updated_at);
+)SQL"},
 };
 
 constexpr int64_t kMigrationLockKey = 0x7175657565720001;  // "queuer" + 1
