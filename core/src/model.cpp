@@ -50,11 +50,10 @@ TimePoint parse_time(std::string_view s, std::string_view what) {
                             what, s));
     };
     size_t p = 0;
-    int y, mo, d, h, mi, sec;
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
     if (!read_int(s, p, 4, y) || p >= s.size() || s[p++] != '-') return bad();
     if (!read_int(s, p, 2, mo) || p >= s.size() || s[p++] != '-') return bad();
     if (!read_int(s, p, 2, d)) return bad();
-    h = mi = sec = 0;
     if (p < s.size() && (s[p] == 'T' || s[p] == 't' || s[p] == ' ')) {
         ++p;
         if (!read_int(s, p, 2, h) || p >= s.size() || s[p++] != ':') return bad();
