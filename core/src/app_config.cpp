@@ -159,7 +159,9 @@ class Loader {
                                     : fmt::format("{} must be a mapping", path));
         }
         for (auto it = node.begin(); it != node.end(); ++it) {
-            const YAML::Node& k = it->first;
+            // Copies: the iterator hands out a temporary pair.
+            const YAML::Node k = it->first;
+            const YAML::Node v = it->second;
             if (!k.IsScalar()) fail(k, fmt::format("{}: keys must be plain names", s.key_path("")));
             const std::string& name = k.Scalar();
             bool known = std::any_of(allowed.begin(), allowed.end(),
@@ -185,7 +187,7 @@ class Loader {
             if (s.entries.count(name))
                 fail(k, fmt::format("duplicate key {} (first at line {})", s.key_path(name),
                                     line_of(s.entries[name].key)));
-            s.entries[name] = Entry{k, it->second};
+            s.entries[name] = Entry{k, v};
         }
         return s;
     }
