@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -82,12 +84,29 @@ bool is_valid(std::string_view text) {
     return !d.HasParseError();
 }
 
+namespace {
+// Writes numbers with exactly the digits they were given: a big integer or a long decimal in a
+// job's parameters must not be rounded through a double.
+struct RawNumberWriter : rapidjson::Writer<rapidjson::StringBuffer> {
+    using rapidjson::Writer<rapidjson::StringBuffer>::Writer;
+    bool RawNumber(const Ch* str, rapidjson::SizeType length, bool) {
+        return RawValue(str, length, rapidjson::kNumberType);
+    }
+};
+}  // namespace
+
 std::string compact(std::string_view text, std::string_view what) {
-    auto d = parse_or_throw(text, what);
     rapidjson::StringBuffer sb;
-    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-    d.Accept(w);
-    return sb.GetString();
+    RawNumberWriter w(sb);
+    rapidjson::Reader reader;
+    rapidjson::MemoryStream ms(text.data(), text.size());
+    if (!reader.Parse<rapidjson::kParseNumbersAsStringsFlag>(ms, w)) {
+        throw Error(ErrorKind::Invalid,
+                    fmt::format("{} is not valid JSON: {} at offset {}", what,
+                                rapidjson::GetParseError_En(reader.GetParseErrorCode()),
+                                reader.GetErrorOffset()));
+    }
+    return std::string(sb.GetString(), sb.GetSize());
 }
 
 }  // namespace json
