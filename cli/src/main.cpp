@@ -1,0 +1,769 @@
+// queuerctl: inspect and control a queuerd job queue from the shell (docs/queuerctl.md).
+// Exit codes: 0 ok, 1 the operation failed (not found, not possible now, database refused),
+// 2 usage / configuration / database unreachable, 3 waited job FAILED or CANCELLED,
+// 4 wait timed out.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "output.hpp"
+#include "queuer/app_config.hpp"
+#include "queuer/client.hpp"
+#include "queuer/error.hpp"
+#include "queuer/json.hpp"
+#include "queuer/model.hpp"
+#include "queuer/schema.hpp"
+
+#ifndef QUEUER_VERSION
+#define QUEUER_VERSION "0.0.0"
+#endif
+
+namespace queuerctl {
+namespace {
+
+using queuer::Error;
+using queuer::ErrorKind;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitJobFailed = 3;
+constexpr int kExitTimeout = 4;
+
+// An error that ends the program with one line on stderr: "queuerctl: WHAT — TODO".
+struct Exit {
+    int code;
+    std::string what;
+    std::string todo;
+};
+
+[[noreturn]] void usage(std::string what, std::string todo) {
+    throw Exit{kExitUsage, std::move(what), std::move(todo)};
+}
+
+std::string flatten(std::string_view s) {
+    std::string out;
+    bool space = false;
+    for (char c : s) {
+        if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+            space = true;
+            continue;
+        }
+        if (space && !out.empty()) out += ' ';
+        space = false;
+        out += c;
+    }
+    return out;
+}
+
+void print_exit(const Exit& e) {
+    std::string line = "queuerctl: " + flatten(e.what);
+    if (!e.todo.empty()) line += " \u2014 " + flatten(e.todo);
+    line += '\n';
+    std::fputs(line.c_str(), stderr);
+}
+
+struct Globals {
+    bool json = false;
+    bool verbose = false;
+    std::string config;
+};
+
+struct Args {
+    std::string rid;
+    std::string task;
+    std::string params = "[]";
+    std::string keyed = "{}";
+    std::string options;
+    std::string file;
+    std::string status;
+    std::string search;
+    int64_t last_id = 0;
+    int limit = 10;
+    double timeout = 0;
+    bool graceful = false;
+};
+
+class Ctl {
+  public:
+    explicit Ctl(Globals g) : g_(std::move(g)) {
+        style_.color = !g_.json && ::isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr;
+    }
+
+    const Globals& globals() const { return g_; }
+    const queuer::AppConfig& config() {
+        if (!cfg_) {
+            cfg_ = g_.config.empty() ? queuer::load_app_config()
+                                     : queuer::load_app_config(g_.config, false);
+            cfg_->database.application_name = "queuerctl";
+        }
+        return *cfg_;
+    }
+
+    void verbose(const std::string& msg) const {
+        if (g_.verbose) std::fprintf(stderr, "queuerctl: %s\n", msg.c_str());
+    }
+
+    queuer::Client& client(bool migrate) {
+        if (!client_) {
+            const auto& cfg = config();
+            verbose(fmt::format(
+                "database {}{}", cfg.database.describe(),
+                cfg.source.empty() ? " (from the environment)" : " (from " + cfg.source + ")"));
+            if (!cfg.encryption_key.empty())
+                verbose("encryption on, key from " + cfg.encryption_key_source);
+            // Two connections: some calls look a row up again while holding one.
+            client_ =
+                std::make_unique<queuer::Client>(cfg.database, cfg.encryption_key, migrate, 2);
+        }
+        return *client_;
+    }
+
+    void out(const std::string& s) const { std::fputs(s.c_str(), stdout); }
+    void json(const std::string& s) const { out(s + "\n"); }
+    template <class T>
+    void json_array(const std::vector<T>& items) const {
+        std::string s = "[";
+        for (size_t i = 0; i < items.size(); ++i) s += (i ? "," : "") + items[i].to_json();
+        json(s + "]");
+    }
+    const Style& style() const { return style_; }
+    void kv(const KeyValues& kv) const { print_kv(stdout, kv, style_); }
+
+  private:
+    Globals g_;
+    Style style_;
+    std::optional<queuer::AppConfig> cfg_;
+    std::unique_ptr<queuer::Client> client_;
+};
+
+// ---- argument checks (before any database work) ----
+
+void check_rid(const std::string& rid, const char* what) {
+    if (rid.empty()) usage("--rid is required", fmt::format("give the {} RID with --rid", what));
+    try {
+        queuer::validate_rid(rid, "--rid");
+    } catch (const Error&) {
+        usage(fmt::format("invalid {} RID {}: not a UUID", what, queuer::json::quote(rid)),
+              "pass a RID like 0b6f7c1e-1f53-4b8e-9b1a-6a2c1d2e3f40");
+    }
+}
+
+std::string upper(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+}
+
+std::string check_status(const std::string& s, std::initializer_list<const char*> allowed,
+                         const char* what) {
+    if (s.empty()) return s;
+    std::string u = upper(s);
+    std::string list;
+    for (const char* a : allowed) {
+        if (u == a) return u;
+        list += (list.empty() ? "" : ", ") + std::string(a);
+    }
+    usage(fmt::format("--status {} is not a status of {}", s, what), "use one of " + list);
+}
+
+void check_json(const std::string& text, const char* flag, bool array) {
+    try {
+        if (array)
+            queuer::json::require_array(text, flag);
+        else
+            queuer::json::require_object(text, flag);
+    } catch (const Error& e) {
+        usage(e.what(),
+              array ? fmt::format("pass a JSON array, e.g. {} '[1,\"a\"]'", flag)
+                    : fmt::format("pass a JSON object, e.g. {} '{{\"key\":\"value\"}}'", flag));
+    }
+}
+
+// ---- verbs ----
+
+int cmd_version(Ctl& ctl) {
+    if (ctl.globals().json)
+        ctl.json(fmt::format("{{\"version\":\"{}\",\"schema_version\":{}}}", QUEUER_VERSION,
+                             queuer::schema_version()));
+    else
+        ctl.out(fmt::format("queuerctl {} (schema version {})\n", QUEUER_VERSION,
+                            queuer::schema_version()));
+    return kExitOk;
+}
+
+int cmd_migrate(Ctl& ctl) {
+    const auto& cfg = ctl.config();
+    ctl.verbose("database " + cfg.database.describe());
+    cfg.database.validate();
+    auto conn = queuer::db::Connection::open(cfg.database);
+    auto r = queuer::migrate(conn, cfg.database.timescaledb);
+    if (ctl.globals().json) {
+        ctl.json(fmt::format(
+            "{{\"schema\":{},\"from_version\":{},\"to_version\":{},\"timescaledb\":{}}}",
+            queuer::json::quote(cfg.database.schema), r.from_version, r.to_version,
+            r.timescaledb ? "true" : "false"));
+    } else if (r.from_version == r.to_version) {
+        ctl.out(fmt::format("schema {}: already at version {}{}\n", cfg.database.schema,
+                            r.to_version, r.timescaledb ? " (TimescaleDB)" : ""));
+    } else {
+        ctl.out(fmt::format("schema {}: version {} -> {}{}\n", cfg.database.schema, r.from_version,
+                            r.to_version, r.timescaledb ? " (TimescaleDB)" : ""));
+    }
+    return kExitOk;
+}
+
+int cmd_add_job(Ctl& ctl, const Args& a) {
+    if (a.task.empty()) usage("--task is required", "name the task, e.g. --task echo");
+    try {
+        queuer::validate_task_name(a.task, "--task");
+    } catch (const Error& e) {
+        usage(e.what(), "task names are 1 to 100 characters");
+    }
+    check_json(a.params, "--params", true);
+    check_json(a.keyed, "--keyed", false);
+    std::optional<queuer::Options> opts;
+    if (!a.options.empty()) {
+        check_json(a.options, "--options", false);
+        try {
+            opts = queuer::Options::from_json(a.options);
+            opts->validate();
+        } catch (const Error& e) {
+            usage(fmt::format("--options: {}", e.what()),
+                  "see docs/queuerctl.md for on_error and schedule");
+        }
+    }
+    auto job = ctl.client(true).add_job_json(a.task, a.params, a.keyed, opts);
+    if (ctl.globals().json) {
+        ctl.json(job.to_json());
+    } else {
+        ctl.out(fmt::format("Added job {}\n", job.rid));
+        ctl.kv(job_kv(job));
+    }
+    return kExitOk;
+}
+
+int cmd_add_jobs(Ctl& ctl, const Args& a) {
+    if (a.file.empty()) usage("--file is required", "give a file with one JSON job per line");
+    std::ifstream file_in;
+    std::istream* in = &std::cin;
+    if (a.file != "-") {
+        file_in.open(a.file);
+        if (!file_in)
+            usage(fmt::format("cannot read {}: {}", a.file, std::strerror(errno)),
+                  "check the --file path");
+        in = &file_in;
+    }
+    std::vector<queuer::BatchJob> jobs;
+    std::string line;
+    int n = 0;
+    while (std::getline(*in, line)) {
+        ++n;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        try {
+            auto b = queuer::BatchJob::from_json(line);
+            queuer::validate_task_name(b.task, "task");
+            if (b.options) b.options->validate();
+            jobs.push_back(std::move(b));
+        } catch (const Error& e) {
+            usage(fmt::format("{}:{}: {}", a.file == "-" ? "stdin" : a.file, n, e.what()),
+                  "each line must be a JSON object with task, parameters, parameters_keyed, "
+                  "options");
+        }
+    }
+    if (in->bad()) usage(fmt::format("cannot read {}", a.file), "check the --file path");
+    auto rids = ctl.client(true).add_jobs(jobs);
+    if (ctl.globals().json) {
+        std::string s = fmt::format("{{\"count\":{},\"rids\":[", rids.size());
+        for (size_t i = 0; i < rids.size(); ++i) s += (i ? "," : "") + queuer::json::quote(rids[i]);
+        ctl.json(s + "]}");
+    } else {
+        ctl.out(fmt::format("Added {} job{}\n", rids.size(), rids.size() == 1 ? "" : "s"));
+        for (const auto& r : rids) ctl.out(r + "\n");
+    }
+    return kExitOk;
+}
+
+int cmd_get(Ctl& ctl, const std::string& noun, const Args& a) {
+    bool worker = noun == "worker";
+    check_rid(a.rid, worker ? "worker" : "job");
+    auto& c = ctl.client(false);
+    if (worker) {
+        auto w = c.get_worker(a.rid);
+        if (ctl.globals().json)
+            ctl.json(w.to_json());
+        else
+            ctl.kv(worker_kv(w));
+        return kExitOk;
+    }
+    queuer::Job job;
+    if (noun == "job") {
+        try {
+            job = c.get_job(a.rid);
+        } catch (const Error& e) {
+            if (e.kind() != ErrorKind::NotFound) throw;
+            std::optional<queuer::Job> ended;
+            try {
+                ended = c.get_job_ended(a.rid);
+            } catch (const Error&) {
+            }
+            if (ended)
+                throw Exit{kExitFailed,
+                           fmt::format("job {} has ended ({}) and is in the archive", a.rid,
+                                       ended->status),
+                           fmt::format("use 'queuerctl get jobArchive --rid {}'", a.rid)};
+            throw;
+        }
+    } else {
+        job = c.get_job_ended(a.rid);
+    }
+    if (ctl.globals().json)
+        ctl.json(job.to_json());
+    else
+        ctl.kv(job_kv(job));
+    return kExitOk;
+}
+
+void next_page_hint(Ctl& ctl, size_t shown, const Args& a, int64_t last_id) {
+    if (shown > 0 && static_cast<int>(shown) == a.limit)
+        ctl.out(ctl.style().dim(
+            fmt::format("(more may follow: --lastId {} --limit {})\n", last_id, a.limit)));
+}
+
+int cmd_list(Ctl& ctl, const std::string& noun, Args a) {
+    if (noun == "job") {
+        a.status = check_status(a.status, {"QUEUED", "SCHEDULED", "RUNNING"}, "live jobs");
+    } else if (noun == "jobArchive") {
+        a.status =
+            check_status(a.status, {"SUCCEEDED", "FAILED", "CANCELLED"}, "ended (archived) jobs");
+    } else if (noun == "worker") {
+        a.status = check_status(a.status, {"READY", "RUNNING", "STOPPING", "STOPPED", "FAILED"},
+                                "workers");
+    }
+    auto& c = ctl.client(false);
+    if (noun == "job" || noun == "jobArchive") {
+        queuer::JobQuery q;
+        q.status = a.status;
+        q.search = a.search;
+        q.last_id = a.last_id;
+        q.limit = a.limit;
+        auto jobs = noun == "job" ? c.get_jobs(q) : c.get_jobs_ended(q);
+        if (ctl.globals().json) return ctl.json_array(jobs), kExitOk;
+        if (jobs.empty()) {
+            ctl.out(noun == "job" ? "No jobs found.\n" : "No archived jobs found.\n");
+            return kExitOk;
+        }
+        job_table(jobs).print(stdout, ctl.style());
+        next_page_hint(ctl, jobs.size(), a, jobs.back().id);
+        return kExitOk;
+    }
+    if (noun == "worker") {
+        std::vector<queuer::Worker> out;
+        int64_t cursor = a.last_id;
+        // The status filter is applied here, page by page, so pagination stays exact.
+        const int page = a.status.empty() ? a.limit : 500;
+        for (;;) {
+            auto ws = c.get_workers(cursor, page, a.search);
+            for (auto& w : ws) {
+                if (static_cast<int>(out.size()) >= a.limit) break;
+                if (a.status.empty() || w.status == a.status) out.push_back(std::move(w));
+            }
+            if (static_cast<int>(out.size()) >= a.limit || static_cast<int>(ws.size()) < page)
+                break;
+            cursor = ws.back().id;
+        }
+        if (ctl.globals().json) return ctl.json_array(out), kExitOk;
+        if (out.empty()) {
+            ctl.out("No workers found.\n");
+            return kExitOk;
+        }
+        worker_table(out).print(stdout, ctl.style());
+        next_page_hint(ctl, out.size(), a, out.back().id);
+        return kExitOk;
+    }
+    // connection: pagination does not apply; --status matches the state, --search the
+    // application name, user or query.
+    auto conns = c.get_connections();
+    std::vector<queuer::Connection> out;
+    auto lower = [](std::string s) {
+        for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        return s;
+    };
+    std::string term = lower(a.search);
+    for (auto& x : conns) {
+        if (!a.status.empty() && lower(x.state) != lower(a.status)) continue;
+        if (!term.empty() && lower(x.application_name).find(term) == std::string::npos &&
+            lower(x.username).find(term) == std::string::npos &&
+            lower(x.query).find(term) == std::string::npos)
+            continue;
+        out.push_back(std::move(x));
+    }
+    if (ctl.globals().json) return ctl.json_array(out), kExitOk;
+    if (out.empty()) {
+        ctl.out("No connections found.\n");
+        return kExitOk;
+    }
+    connection_table(out).print(stdout, ctl.style());
+    return kExitOk;
+}
+
+int cmd_wait(Ctl& ctl, const Args& a) {
+    check_rid(a.rid, "job");
+    auto& c = ctl.client(false);
+    std::optional<queuer::Job> live;
+    try {
+        live = c.get_job(a.rid);
+    } catch (const Error& e) {
+        if (e.kind() != ErrorKind::NotFound) throw;
+    }
+    if (!live) {
+        try {
+            c.get_job_ended(a.rid);
+        } catch (const Error& e) {
+            if (e.kind() != ErrorKind::NotFound) throw;
+            throw Error(ErrorKind::NotFound, fmt::format("job not found: {}", a.rid));
+        }
+    }
+    auto timeout = a.timeout > 0 ? std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000))
+                                 : std::chrono::milliseconds(std::chrono::hours(24 * 365 * 10));
+    if (a.timeout > 0) ctl.verbose(fmt::format("waiting up to {} s for job {}", a.timeout, a.rid));
+    auto job = c.wait_for_job_finished(a.rid, timeout);
+    if (!job) {
+        std::string status = live ? live->status : "unknown";
+        try {
+            status = c.get_job(a.rid).status;
+        } catch (const Error&) {
+        }
+        throw Exit{
+            kExitTimeout,
+            fmt::format("job {} did not finish within {} s (status {})", a.rid, a.timeout, status),
+            live ? fmt::format("check that a worker runs task \"{}\", or wait longer",
+                               live->task_name)
+                 : "wait longer"};
+    }
+    if (ctl.globals().json)
+        ctl.json(job->to_json());
+    else
+        ctl.kv(job_kv(*job));
+    return job->status == queuer::status::succeeded ? kExitOk : kExitJobFailed;
+}
+
+int cmd_cancel_job(Ctl& ctl, const Args& a) {
+    check_rid(a.rid, "job");
+    auto job = ctl.client(false).cancel_job(a.rid);
+    if (ctl.globals().json) {
+        ctl.json(job.to_json());
+    } else {
+        ctl.out(fmt::format("Cancelled job {}\n", job.rid));
+        ctl.kv(job_kv(job));
+    }
+    return kExitOk;
+}
+
+int cmd_stop_worker(Ctl& ctl, const Args& a, bool graceful) {
+    check_rid(a.rid, "worker");
+    auto w = ctl.client(false).stop_worker(a.rid, graceful);
+    if (ctl.globals().json) {
+        ctl.json(w.to_json());
+        return kExitOk;
+    }
+    if (graceful)
+        ctl.out(
+            fmt::format("Stopping worker {} gracefully: it takes no new jobs and stops once "
+                        "its running jobs have finished.\n",
+                        w.rid));
+    else
+        ctl.out(fmt::format("Stopping worker {} now: its running jobs are cancelled.\n", w.rid));
+    ctl.kv(worker_kv(w));
+    return kExitOk;
+}
+
+int cmd_retry_job(Ctl& ctl, const Args& a) {
+    check_rid(a.rid, "job");
+    auto job = ctl.client(false).readd_job_from_archive(a.rid);
+    if (ctl.globals().json) {
+        ctl.json(job.to_json());
+    } else {
+        ctl.out(fmt::format("Re-added job {} as {}\n", a.rid, job.rid));
+        ctl.kv(job_kv(job));
+    }
+    return kExitOk;
+}
+
+// ---- errors from the library ----
+
+Exit classify(const Error& e, const Globals& g) {
+    std::string msg = e.what();
+    switch (e.kind()) {
+        case ErrorKind::Connection:
+            return {kExitUsage, "cannot reach the database: " + msg,
+                    g.config.empty() ? "check QUEUER_DB_HOST, QUEUER_DB_PORT and the server"
+                                     : "check the database section of " + g.config +
+                                           " (and QUEUER_DB_*) and the server"};
+        case ErrorKind::Config:
+            return {kExitUsage, msg, "fix the configuration"};
+        case ErrorKind::NotFound:
+            return {kExitFailed, msg, "check the RID, e.g. with 'queuerctl list'"};
+        case ErrorKind::Crypto:
+            return {kExitFailed, msg, "set QUEUER_ENCRYPTION_KEY (or encryption.key_file)"};
+        case ErrorKind::Timeout:
+            return {kExitTimeout, msg, ""};
+        case ErrorKind::Database:
+            if (e.sqlstate() == "42P01" || e.sqlstate() == "3F000" || e.sqlstate() == "42883")
+                return {kExitFailed, "the queuer tables are missing: " + msg,
+                        "run 'queuerctl migrate' (or start queuerd) against this schema"};
+            return {kExitFailed, "the database refused: " + msg, "see the message"};
+        default:
+            return {kExitFailed, msg, "nothing was changed"};
+    }
+}
+
+std::string command_path(CLI::App* app) {
+    std::string path = app->get_name();
+    CLI::App* cur = app;
+    for (;;) {
+        auto subs = cur->get_subcommands();
+        if (subs.empty()) break;
+        cur = subs.front();
+        path += " " + cur->get_name();
+    }
+    return path;
+}
+
+CLI::App* deepest(CLI::App* app) {
+    CLI::App* cur = app;
+    for (;;) {
+        auto subs = cur->get_subcommands();
+        if (subs.empty()) return cur;
+        cur = subs.front();
+    }
+}
+
+const std::string kGlobalHint =
+    "Global options (anywhere on the line): --json, --config FILE, -v/--verbose; exit codes and "
+    "the environment: queuerctl --help";
+
+const char* kRootFooter = R"(Examples:
+  queuerctl migrate
+  queuerctl add job --task echo --params '[1,"a"]' --json
+  queuerctl get job --rid 0b6f7c1e-1f53-4b8e-9b1a-6a2c1d2e3f40
+  queuerctl list jobArchive --status FAILED --limit 20
+  queuerctl wait job --rid 0b6f7c1e-1f53-4b8e-9b1a-6a2c1d2e3f40 --timeout 30
+  queuerctl --config /etc/queuerd/queuerd.yaml list worker
+
+Database settings come from QUEUER_DB_HOST, QUEUER_DB_PORT, QUEUER_DB_DATABASE,
+QUEUER_DB_USERNAME, QUEUER_DB_PASSWORD, QUEUER_DB_SCHEMA (or --config FILE, which they
+override); QUEUER_ENCRYPTION_KEY reads encrypted jobs.
+Exit codes: 0 ok, 1 failed (e.g. not found), 2 usage error or database unreachable,
+3 waited job FAILED/CANCELLED, 4 wait timed out.)";
+
+}  // namespace
+
+int run(int argc, char** argv) {
+    Globals g;
+    Args a;
+    CLI::App app{"queuerctl: inspect and control the queuerd job queue", "queuerctl"};
+    app.footer(kRootFooter);
+    app.fallthrough();
+    app.require_subcommand(1);
+    app.add_flag("--json", g.json, "Print only JSON on stdout");
+    app.add_option("--config", g.config, "queuerd YAML file to take the database settings from")
+        ->type_name("FILE");
+    app.add_flag("-v,--verbose", g.verbose, "Say on stderr what is being done");
+
+    std::vector<std::pair<CLI::App*, std::function<int(Ctl&)>>> leaves;
+    auto leaf = [&](CLI::App* parent, const std::string& name, const std::string& desc,
+                    const std::string& footer, std::function<int(Ctl&)> fn) {
+        auto* s = parent->add_subcommand(name, desc);
+        s->fallthrough();
+        s->footer((footer.empty() ? "" : "Examples:\n" + footer + "\n") + kGlobalHint);
+        leaves.emplace_back(s, std::move(fn));
+        return s;
+    };
+    auto verb = [&](const std::string& name, const std::string& desc, const std::string& footer) {
+        auto* s = app.add_subcommand(name, desc);
+        s->fallthrough();
+        s->require_subcommand(1);
+        s->footer((footer.empty() ? "" : "Examples:\n" + footer + "\n") + kGlobalHint);
+        return s;
+    };
+    auto rid_opt = [&](CLI::App* s, const char* what) {
+        s->add_option("-r,--rid", a.rid, fmt::format("{} RID (UUID)", what))->type_name("RID");
+    };
+    auto page_opts = [&](CLI::App* s) {
+        s->add_option("--status", a.status, "Only this status")->type_name("S");
+        s->add_option("--search", a.search, "Case-insensitive text to look for")->type_name("TEXT");
+        s->add_option("-i,--lastId", a.last_id, "Only ids below this one (0 = from the newest)")
+            ->check(CLI::NonNegativeNumber)
+            ->type_name("N");
+        s->add_option("-l,--limit", a.limit, "At most this many rows (1..10000, default 10)")
+            ->check(CLI::Range(1, 10000))
+            ->type_name("N");
+    };
+
+    leaf(&app, "migrate", "Create or upgrade the schema", "  queuerctl migrate\n",
+         [&](Ctl& c) { return cmd_migrate(c); });
+    leaf(&app, "version", "Print the version", "  queuerctl version --json\n",
+         [&](Ctl& c) { return cmd_version(c); });
+
+    auto* add = verb("add", "Add jobs",
+                     "  queuerctl add job --task echo --params '[1,\"a\"]' --keyed "
+                     "'{\"n\":2}'\n  queuerctl add jobs --file jobs.jsonl\n");
+    auto* add_job = leaf(add, "job", "Add one job and print it",
+                         "  queuerctl add job --task echo --params '[1,\"a\"]'\n"
+                         "  queuerctl add job --task sleep --params '[500]' --options "
+                         "'{\"on_error\":{\"timeout\":5,\"max_retries\":2,\"retry_delay\":1,"
+                         "\"retry_backoff\":\"linear\"}}'\n",
+                         [&](Ctl& c) { return cmd_add_job(c, a); });
+    add_job->add_option("--task", a.task, "Task name")->type_name("NAME");
+    add_job->add_option("--params", a.params, "Positional parameters, a JSON array")
+        ->type_name("JSON_ARRAY");
+    add_job->add_option("--keyed", a.keyed, "Keyed parameters, a JSON object")
+        ->type_name("JSON_OBJECT");
+    add_job->add_option("--options", a.options, "Job options (on_error, schedule), a JSON object")
+        ->type_name("JSON_OBJECT");
+    auto* add_jobs = leaf(add, "jobs", "Add many jobs in one COPY; prints the count and the RIDs",
+                          "  printf '%s\\n' '{\"task\":\"echo\",\"parameters\":[1]}' > jobs.jsonl\n"
+                          "  queuerctl add jobs --file jobs.jsonl --json\n"
+                          "  generate-jobs | queuerctl add jobs --file -\n",
+                          [&](Ctl& c) { return cmd_add_jobs(c, a); });
+    add_jobs
+        ->add_option("-f,--file", a.file,
+                     "One JSON object per line: task, parameters, parameters_keyed, options "
+                     "(- = stdin)")
+        ->type_name("FILE");
+
+    auto* get = verb("get", "Show one job, archived job or worker",
+                     "  queuerctl get job --rid RID\n  queuerctl get jobArchive -r RID --json\n");
+    rid_opt(get, "Job or worker");
+    for (const char* noun : {"job", "jobArchive", "worker"}) {
+        std::string n = noun;
+        const char* desc = n == "job"          ? "Show a queued, scheduled or running job"
+                           : n == "jobArchive" ? "Show an ended job from the archive"
+                                               : "Show a worker";
+        auto* s = leaf(get, n, desc, fmt::format("  queuerctl get {} --rid RID\n", n),
+                       [&, n](Ctl& c) { return cmd_get(c, n, a); });
+        rid_opt(s, n == "worker" ? "Worker" : "Job");
+    }
+
+    auto* list = verb("list", "List jobs, archived jobs, workers or connections",
+                      "  queuerctl list job --limit 20\n"
+                      "  queuerctl list job --lastId 120 --limit 20   # the next page\n"
+                      "  queuerctl list jobArchive --status FAILED --search echo\n");
+    page_opts(list);
+    for (const char* noun : {"job", "jobArchive", "worker", "connection"}) {
+        std::string n = noun;
+        const char* desc = n == "job"          ? "Queued, scheduled and running jobs, newest first"
+                           : n == "jobArchive" ? "Ended jobs, newest first"
+                           : n == "worker"     ? "Workers, newest first"
+                                               : "Database connections (no pagination)";
+        auto* s = leaf(list, n, desc, fmt::format("  queuerctl list {} --limit 5 --json\n", n),
+                       [&, n](Ctl& c) { return cmd_list(c, n, a); });
+        page_opts(s);
+    }
+
+    auto* wait =
+        verb("wait", "Wait for a job to end", "  queuerctl wait job --rid RID --timeout 30\n");
+    rid_opt(wait, "Job");
+    auto* wait_job = leaf(wait, "job",
+                          "Wait until the job has ended and print it (exit 0 SUCCEEDED, 3 FAILED "
+                          "or CANCELLED, 4 timed out)",
+                          "  queuerctl wait job --rid RID --timeout 30 --json\n",
+                          [&](Ctl& c) { return cmd_wait(c, a); });
+    rid_opt(wait_job, "Job");
+    wait_job->add_option("--timeout", a.timeout, "Give up after this many seconds (default: never)")
+        ->check(CLI::PositiveNumber)
+        ->type_name("SECONDS");
+
+    auto* cancel = verb("cancel", "Cancel a job, or stop a worker at once",
+                        "  queuerctl cancel job --rid RID\n  queuerctl cancel worker --rid RID\n");
+    rid_opt(cancel, "Job or worker");
+    rid_opt(
+        leaf(cancel, "job", "Cancel a queued, scheduled or running job",
+             "  queuerctl cancel job --rid RID\n", [&](Ctl& c) { return cmd_cancel_job(c, a); }),
+        "Job");
+    rid_opt(leaf(cancel, "worker", "Stop a worker immediately (its running jobs are cancelled)",
+                 "  queuerctl cancel worker --rid RID\n",
+                 [&](Ctl& c) { return cmd_stop_worker(c, a, false); }),
+            "Worker");
+
+    auto* stop = verb("stop", "Stop a worker", "  queuerctl stop worker --rid RID --graceful\n");
+    rid_opt(stop, "Worker");
+    auto* stop_worker =
+        leaf(stop, "worker", "Stop a worker: immediately, or --graceful to let running jobs finish",
+             "  queuerctl stop worker --rid RID\n  queuerctl stop worker --rid RID --graceful\n",
+             [&](Ctl& c) { return cmd_stop_worker(c, a, a.graceful); });
+    rid_opt(stop_worker, "Worker");
+    stop_worker->add_flag("-g,--graceful", a.graceful, "Let running jobs finish first");
+
+    auto* retry = verb("retry", "Run an ended job again", "  queuerctl retry job --rid RID\n");
+    rid_opt(retry, "Job");
+    rid_opt(leaf(retry, "job", "Add a new job with an archived job's task, parameters and options",
+                 "  queuerctl retry job --rid RID --json\n",
+                 [&](Ctl& c) { return cmd_retry_job(c, a); }),
+            "Job");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        CLI::App* at = deepest(&app);
+        std::string path = command_path(&app);
+        std::string what = e.what();
+        if (dynamic_cast<const CLI::RequiredError*>(&e) && at->get_require_subcommand_min() > 0 &&
+            at->get_subcommands().empty()) {
+            std::string names;
+            for (auto* s : at->get_subcommands([](const CLI::App*) { return true; }))
+                names += (names.empty() ? "" : ", ") + s->get_name();
+            auto rest = app.remaining(true);
+            what = rest.empty() ? fmt::format("'{}' needs one of: {}", path, names)
+                                : fmt::format("unknown command '{}' for '{}' (expected one of: {})",
+                                              rest.front(), path, names);
+        }
+        print_exit(Exit{kExitUsage, what, fmt::format("run '{} --help'", path)});
+        return kExitUsage;
+    }
+
+    Ctl ctl(g);
+    for (auto& [s, fn] : leaves) {
+        if (!s->parsed()) continue;
+        try {
+            return fn(ctl);
+        } catch (const Exit& e) {
+            print_exit(e);
+            return e.code;
+        } catch (const Error& e) {
+            auto x = classify(e, g);
+            print_exit(x);
+            return x.code;
+        }
+    }
+    print_exit(Exit{kExitUsage, "no command given", "run 'queuerctl --help'"});
+    return kExitUsage;
+}
+
+}  // namespace queuerctl
+
+int main(int argc, char** argv) {
+    try {
+        return queuerctl::run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "queuerctl: %s \u2014 this is a bug, please report it\n", e.what());
+        return 1;
+    }
+}
