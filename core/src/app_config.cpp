@@ -418,7 +418,7 @@ void parse_master(const Loader& L, const Section& root, AppConfig& cfg) {
     MasterSettings& s = cfg.master;
     if (auto d = L.duration(m, "master_lock_timeout")) s.master_lock_timeout = *d;
     if (auto d = L.duration(m, "master_poll_interval")) s.master_poll_interval = *d;
-    if (auto d = L.duration(m, "retention_archive")) s.retention_archive = *d;
+    if (auto d = L.duration(m, "retention_archive", true)) s.retention_archive = *d;  // 0 = keep
     if (auto d = L.duration(m, "worker_stale_threshold")) s.worker_stale_threshold = *d;
     if (auto d = L.duration(m, "worker_delete_threshold")) s.worker_delete_threshold = *d;
     if (auto d = L.duration(m, "job_stale_threshold")) s.job_stale_threshold = *d;

@@ -403,3 +403,21 @@ TEST_F(AppConfigTest, NoFileTakesEverythingFromTheEnvironment) {
     EXPECT_EQ(c.encryption_key, kKey);
     EXPECT_EQ(c.encryption_key_source, "QUEUER_ENCRYPTION_KEY");
 }
+
+#ifdef QUEUER_EXAMPLE_CONFIG
+TEST_F(AppConfigTest, ExampleConfigLoads) {
+    auto c = load_app_config(QUEUER_EXAMPLE_CONFIG);
+    EXPECT_EQ(c.worker.name, "example-worker");
+    EXPECT_EQ(c.worker.max_concurrency, 8);
+    ASSERT_EQ(c.plugins.size(), 1u);
+    EXPECT_EQ(c.plugins[0].path, "/usr/lib/queuerd/plugins/libqueuer_examples.so");
+    EXPECT_TRUE(c.master_configured);
+    EXPECT_EQ(c.master.retention_archive, std::chrono::hours(24 * 30));
+    EXPECT_TRUE(c.encryption_key.empty());
+}
+#endif
+
+TEST_F(AppConfigTest, RetentionZeroMeansKeep) {
+    auto c = load_app_config(config(std::string(kMinimal) + "master:\n  retention_archive: 0\n"));
+    EXPECT_EQ(c.master.retention_archive.count(), 0);
+}
