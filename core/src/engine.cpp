@@ -17,28 +17,10 @@ namespace queuer {
 using namespace std::chrono_literals;
 using detail::Completion;
 using detail::TaskDone;
+using detail::queue_work;
 using steady = std::chrono::steady_clock;
 
 namespace {
-
-// Runs `work` on libuv's thread pool and `after` back on the loop.
-template <class Work, class After>
-void queue_work(uv_loop_t* loop, Work work, After after) {
-    struct Req {
-        uv_work_t req;
-        Work work;
-        After after;
-    };
-    auto* r = new Req{{}, std::move(work), std::move(after)};
-    r->req.data = r;
-    uv_queue_work(
-        loop, &r->req, [](uv_work_t* req) { static_cast<Req*>(req->data)->work(); },
-        [](uv_work_t* req, int) {
-            auto* r = static_cast<Req*>(req->data);
-            r->after();
-            delete r;
-        });
-}
 
 template <class T>
 T* self(uv_handle_t* h) {
@@ -67,7 +49,7 @@ Queuer::Engine::Engine(Queuer& q_, EngineOptions o) : q(q_), opts(o) {
     uv_async_init(&loop, &async, [](uv_async_t* h) { self<Engine>((uv_handle_t*)h)->on_async(); });
     async.data = this;
     for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer,
-                          &retry_timer, &listen_timer, &tick_timer}) {
+                          &retry_timer, &listen_timer, &tick_timer, &master_timer}) {
         uv_timer_init(&loop, t);
         t->data = this;
     }
@@ -118,6 +100,14 @@ void Queuer::Engine::start(bool claim) {
     };
     tick(&tick_timer);
     uv_timer_start(&tick_timer, tick, 1000, 1000);
+    if (opts.master && claim_jobs) {
+        auto every = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         opts.master->master_poll_interval)
+                         .count();
+        uv_timer_start(
+            &master_timer, [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->master_tick(); },
+            0, static_cast<uint64_t>(std::max<int64_t>(every, 100)));
+    }
     started = true;
     thread = std::thread([this] {
         uv_run(&loop, UV_RUN_DEFAULT);
@@ -661,7 +651,7 @@ void Queuer::Engine::close_handles() {
     };
     close(&async);
     for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer,
-                          &retry_timer, &listen_timer, &tick_timer})
+                          &retry_timer, &listen_timer, &tick_timer, &master_timer})
         close(t);
     if (listen_poll_open) {
         listen_poll_open = false;
@@ -719,6 +709,18 @@ void Queuer::Engine::stop(std::chrono::milliseconds grace) {
         close_handles();
     });
     thread.join();
+    if (master) {
+        try {
+            db::Params p;
+            p.add(q.worker_.rid);
+            q.pool().acquire()->exec(detail::kReleaseMaster, p);
+            spdlog::info("released the master lock");
+        } catch (const Error& e) {
+            spdlog::warn("could not release the master lock (it expires by itself): {}",
+                         e.what());
+        }
+        master = false;
+    }
     size_t stuck = pool.shutdown(5s);
     if (stuck)
         spdlog::warn("shutdown: {} task threads ignore cancellation and were left running",

@@ -55,6 +55,25 @@ struct Completion {
     std::optional<TimePoint> next_at;
 };
 
+// Runs `work` on libuv's thread pool and `after` back on the loop thread.
+template <class Work, class After>
+void queue_work(uv_loop_t* loop, Work work, After after) {
+    struct Req {
+        uv_work_t req;
+        Work work;
+        After after;
+    };
+    auto* r = new Req{{}, std::move(work), std::move(after)};
+    r->req.data = r;
+    uv_queue_work(
+        loop, &r->req, [](uv_work_t* req) { static_cast<Req*>(req->data)->work(); },
+        [](uv_work_t* req, int) {
+            auto* r = static_cast<Req*>(req->data);
+            r->after();
+            delete r;
+        });
+}
+
 }  // namespace detail
 
 struct Queuer::Engine {
@@ -100,13 +119,14 @@ struct Queuer::Engine {
     void close_handles();
     std::optional<TimePoint> next_run(const Job& j);
     void publish_state();
+    void master_tick();
 
     Queuer& q;
     EngineOptions opts;
     uv_loop_t loop{};
     uv_async_t async{};
     uv_timer_t poll_timer{}, due_timer{}, deadline_timer{}, heartbeat_timer{}, retry_timer{},
-        listen_timer{}, tick_timer{};
+        listen_timer{}, tick_timer{}, master_timer{};
     uv_poll_t listen_poll{};
     bool listen_poll_open = false;
     std::thread thread;
@@ -122,7 +142,8 @@ struct Queuer::Engine {
     std::vector<std::string> task_names, nif_names;
 
     // Connections used by work items (one work item of each kind at a time).
-    std::unique_ptr<db::Connection> listen_conn, claim_conn, finish_conn, control_conn;
+    std::unique_ptr<db::Connection> listen_conn, claim_conn, finish_conn, control_conn,
+        master_conn;
 
     // ---- loop state ----
     std::unordered_map<uint64_t, Running> running;  // by run (dispatch) number
@@ -133,7 +154,8 @@ struct Queuer::Engine {
     bool graceful_stop_requested = false;
     bool stopped_notified = false;
     bool claim_in_flight = false, claim_again = false;
-    bool finish_in_flight = false, heartbeat_in_flight = false;
+    bool finish_in_flight = false, heartbeat_in_flight = false, master_in_flight = false;
+    bool retention_applied = false;
     std::chrono::milliseconds finish_backoff{0};
     std::chrono::milliseconds listen_backoff{0};
     std::vector<detail::Completion> pending;
@@ -143,6 +165,7 @@ struct Queuer::Engine {
     std::atomic<int> max_concurrency{1};
     std::atomic<int> busy_count{0};
     std::atomic<bool> started{false};
+    std::atomic<bool> master{false};
     std::atomic<int64_t> last_tick_ms{0};  // steady clock, refreshed every second by the loop
     std::mutex state_mu;
     std::condition_variable state_cv;

@@ -196,6 +196,8 @@ bool Queuer::loop_healthy(std::chrono::milliseconds max_age) const {
     return now_ms - engine_->last_tick_ms.load() <= max_age.count();
 }
 
+bool Queuer::is_master() const { return engine_->master.load(); }
+
 int Queuer::running_jobs() const { return engine_->busy_count.load(); }
 int Queuer::max_concurrency() const { return engine_->max_concurrency.load(); }
 

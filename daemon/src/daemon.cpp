@@ -186,6 +186,14 @@ std::unique_ptr<queuer::Queuer> connect_worker(const queuer::AppConfig& cfg) {
     queuer::EngineOptions eo;
     eo.heartbeat_interval = cfg.worker.heartbeat_interval;
     eo.poll_interval = cfg.worker.poll_interval;
+    // Every queuerd takes part in the master election (master: section, or its defaults).
+    eo.master = cfg.master;
+    if (cfg.master.master_lock_timeout <= cfg.master.master_poll_interval)
+        spdlog::warn("master.master_lock_timeout should be well above master_poll_interval, or "
+                     "the master loses its lock between two renewals");
+    if (cfg.worker.heartbeat_interval * 2 > cfg.master.worker_stale_threshold)
+        spdlog::warn("worker.heartbeat_interval must stay well under "
+                     "master.worker_stale_threshold, or live workers are declared dead");
     auto delay = 1s;
     bool logged = false;
     for (;;) {

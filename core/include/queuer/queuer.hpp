@@ -81,6 +81,9 @@ struct EngineOptions {
     std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(10)};
     // How long completions may wait to be written together (one statement per batch).
     std::chrono::milliseconds finish_batch_delay{std::chrono::milliseconds(1)};
+    // When set, this worker takes part in the master election and, while master, applies these
+    // settings: stale workers and their jobs, worker deletion, archive retention.
+    std::optional<MasterSettings> master;
 };
 
 class Queuer : public Client {
@@ -126,6 +129,8 @@ public:
     // True while the engine loop is running and has turned within `max_age` (for watchdogs).
     bool loop_healthy(std::chrono::milliseconds max_age = std::chrono::seconds(5)) const;
     int running_jobs() const;
+    // True while this worker holds the master lock (as of its last master pass).
+    bool is_master() const;
     int max_concurrency() const;
 
 private:
