@@ -485,17 +485,19 @@ std::vector<Worker> Client::get_workers(int64_t last_id, int limit, std::string_
 
 Worker Client::stop_worker(std::string_view rid, bool graceful) {
     validate_rid(rid, "worker rid");
-    auto c = pool_->acquire();
     db::Params p;
     p.add(rid).add(graceful ? worker_status::stopping : worker_status::stopped);
     // Compare-and-set: never turns a STOPPED worker back into STOPPING. The NOTIFY tells the
-    // worker at once; its heartbeat is the fallback.
-    auto r = c->exec("WITH w AS (UPDATE worker SET status = $2::varchar, "
-                     "updated_at = CURRENT_TIMESTAMP WHERE rid = $1::uuid AND status <> 'STOPPED' "
-                     "RETURNING " WORKER_COLS "), n AS (SELECT pg_notify('worker', "
-                     "json_build_object('id', id, 'rid', rid, 'status', status)::text) FROM w) "
-                     "SELECT w.* FROM w LEFT JOIN n ON true",
-                     p);
+    // worker at once; its heartbeat is the fallback. The lease ends before get_worker below
+    // takes one (a pool of one connection would otherwise wait forever).
+    auto r = pool_->acquire()->exec(
+        "WITH w AS (UPDATE worker SET status = $2::varchar, "
+        "updated_at = CURRENT_TIMESTAMP WHERE rid = $1::uuid AND status <> 'STOPPED' "
+        "RETURNING " WORKER_COLS
+        "), n AS (SELECT pg_notify('worker', "
+        "json_build_object('id', id, 'rid', rid, 'status', status)::text) FROM w) "
+        "SELECT w.* FROM w LEFT JOIN n ON true",
+        p);
     if (r.rows() > 0) return row_to_worker(r, 0);
     auto w = get_worker(rid);  // throws NotFound
     throw Error(ErrorKind::Invalid, fmt::format("worker {} is already STOPPED", w.rid));
