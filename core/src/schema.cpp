@@ -168,7 +168,13 @@ MigrationReport migrate(db::Connection& c, TimescaleMode timescale) {
     db::Params lock;
     lock.add(kMigrationLockKey);
     c.exec("SELECT pg_advisory_xact_lock($1::bigint)", lock);
-    c.exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", db::quote_ident(c.schema())));
+    // The connection sets search_path=<schema> unquoted, so PostgreSQL folds it to lower case
+    // (as the Go reference's DSN does); create the schema under that same folded name, or a
+    // mixed-case name would leave search_path pointing at nothing.
+    std::string folded = c.schema();
+    for (char& ch : folded)
+        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+    c.exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", db::quote_ident(folded)));
     c.exec(
         "CREATE TABLE IF NOT EXISTS queuer_schema_version ("
         " version INT PRIMARY KEY, name TEXT NOT NULL,"

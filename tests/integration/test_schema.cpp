@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 
 #include <atomic>
+#include <cctype>
 #include <optional>
 #include <ostream>
 #include <chrono>
@@ -402,4 +403,29 @@ TEST(Schema, TimescaleTrueWithoutTheExtensionIsAClearConfigError) {
     EXPECT_FALSE(table_exists(c, "job"));
     auto report = migrate(c, TimescaleMode::Off);
     EXPECT_EQ(report.to_version, schema_version());
+}
+
+TEST(Schema, MixedCaseSchemaNameWorks) {
+    // search_path=<schema> folds an unquoted name to lower case; the migration must agree.
+    DatabaseConfig cfg = queuer::test::fresh_config();
+    cfg.schema = "Mixed_" + cfg.schema;
+    std::string folded = cfg.schema;
+    for (char& ch : folded) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    struct Drop {
+        DatabaseConfig cfg;
+        std::string name;
+        ~Drop() {
+            try {
+                auto c = db::Connection::open(cfg);
+                c.exec("DROP SCHEMA IF EXISTS " + db::quote_ident(name) + " CASCADE");
+            } catch (...) {
+            }
+        }
+    } drop{cfg, folded};
+    auto c = db::Connection::open(cfg);
+    auto report = migrate(c, TimescaleMode::Off);
+    EXPECT_EQ(report.to_version, schema_version());
+    c.exec("INSERT INTO job (task_name) VALUES ('mixed')");
+    EXPECT_EQ(c.exec("SELECT current_schema()").str(0, 0), folded);
+    EXPECT_EQ(c.exec("SELECT count(*) FROM job").i64(0, 0), 1);
 }
