@@ -332,13 +332,13 @@ struct ProcessPool::State {
             child->fd = -1;
             int status = reap(child->pid, 1000ms);
             forget();
+            // "task crashed: ..." / "task exited ..." reads "it crashed: ..." here.
             std::string how = WIFEXITED(status) && WEXITSTATUS(status) == 127
                                   ? std::string("could not be executed (exit status 127)")
-                                  : describe_status(status);
-            throw queuer::Error(
-                queuer::ErrorKind::Plugin,
-                fmt::format("task runner {} failed to start: {}{}", options.runner_path,
-                            why.empty() ? how : why, why.empty() ? "" : ""));
+                                  : "it" + describe_status(status).substr(4);
+            throw queuer::Error(queuer::ErrorKind::Plugin,
+                                fmt::format("task runner {} failed to start: {}",
+                                            options.runner_path, why.empty() ? how : why));
         };
 
         auto until = Clock::now() + options.start_timeout;
@@ -411,7 +411,7 @@ struct ProcessPool::State {
         }
 
         bool cancel_sent = false;
-        const char* reason = "";
+        std::string reason;
         Clock::time_point kill_at{};
         while (true) {
             if (ch.readable(10ms)) {
@@ -457,7 +457,8 @@ struct ProcessPool::State {
             if (!cancel_sent) {
                 bool timed_out = deadline && now >= *deadline;
                 if (timed_out || ctx.is_cancelled()) {
-                    reason = ctx.is_cancelled() ? "cancelled" : "timed out";
+                    reason = ctx.is_cancelled() ? ctx.cancel_reason() : "timed out";
+                    if (reason.empty()) reason = "cancelled";
                     ch.send(kCancel, {});
                     cancel_sent = true;
                     kill_at = now + options.kill_grace;
