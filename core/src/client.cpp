@@ -435,14 +435,8 @@ std::optional<Job> Client::wait_for_job_finished(std::string_view rid,
     };
     if (auto j = lookup()) return j;
     for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) return lookup();
-        pollfd pfd{c.socket(), POLLIN, 0};
-        int n = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 60000)));
-        if (n < 0 && errno != EINTR)
-            throw Error(ErrorKind::Connection, "waiting for the job: poll failed");
-        if (n <= 0) continue;
+        // Drain before polling: a notification that arrived with a lookup's reply is already
+        // in libpq's buffer and would never make the socket readable again.
         bool seen = false;
         for (const auto& note : c.drain_notifications()) {
             rapidjson::Document d;
@@ -453,7 +447,15 @@ std::optional<Job> Client::wait_for_job_finished(std::string_view rid,
         }
         if (seen) {
             if (auto j = lookup()) return j;
+            continue;
         }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return lookup();
+        pollfd pfd{c.socket(), POLLIN, 0};
+        int n = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 60000)));
+        if (n < 0 && errno != EINTR)
+            throw Error(ErrorKind::Connection, "waiting for the job: poll failed");
     }
 }
 

@@ -926,3 +926,25 @@ TEST_F(ClientTest, ConnectionsListIncludesOurApplicationName) {
     }
     EXPECT_TRUE(found);
 }
+
+TEST_F(ClientTest, WaitIsWokenWhenTheJobEndsWhileItLooksTheJobUp) {
+    // The job may end while the waiter's first lookup runs: its notification then arrives with
+    // that query's reply and sits in libpq's buffer; the waiter must not sleep on the socket
+    // until the timeout. Many rounds with tiny cancel delays make that window likely.
+    int slow = 0;
+    for (int round = 0; round < 60; ++round) {
+        auto j = client->add_job("race");
+        std::thread canceller([&, round] {
+            std::this_thread::sleep_for(std::chrono::microseconds(250 * (round % 60)));
+            client->cancel_job(j.rid);
+        });
+        auto start = std::chrono::steady_clock::now();
+        auto got = client->wait_for_job_finished(j.rid, 4s);
+        auto took = std::chrono::steady_clock::now() - start;
+        canceller.join();
+        ASSERT_TRUE(got);
+        EXPECT_EQ(got->status, status::cancelled);
+        if (took > 3s) ++slow;
+    }
+    EXPECT_EQ(slow, 0) << "waits that slept until their timeout although the job had ended";
+}
