@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <set>
 
 #include "e2e.hpp"
 
@@ -209,4 +210,47 @@ TEST_F(E2E, CrashingTaskInProcessIsolationFailsOnlyItsJob) {
     EXPECT_EQ(wait(ex).first, 3);
     EXPECT_TRUE(d.alive());
     EXPECT_EQ(wait(add("noop")).first, 0);
+}
+
+TEST_F(E2E, OperatorVerbsAgainstARunningDaemon) {
+    start_daemon();
+    auto workers = ctl({"list", "worker", "--json"});
+    ASSERT_EQ(workers.code, 0) << workers.err;
+    auto w = json(workers.out);
+    ASSERT_TRUE(w.IsArray());
+    ASSERT_EQ(w.Size(), 1u);
+    EXPECT_STREQ(w[0]["status"].GetString(), "RUNNING");
+    std::string wrid = w[0]["rid"].GetString();
+    auto one = ctl({"get", "worker", "--rid", wrid, "--json"});
+    EXPECT_EQ(one.code, 0);
+    EXPECT_NE(one.out.find("\"echo\""), std::string::npos);  // its available tasks
+
+    auto conns = ctl({"list", "connection", "--json"});
+    ASSERT_EQ(conns.code, 0) << conns.err;
+    EXPECT_NE(conns.out.find("\"queuerd\""), std::string::npos);
+
+    // Run five jobs, page through the archive two at a time: no gaps, no duplicates.
+    std::set<std::string> rids;
+    for (int i = 0; i < 5; ++i) rids.insert(add("echo", "[" + std::to_string(i) + "]"));
+    for (const auto& r : rids) ASSERT_EQ(wait(r).first, 0);
+    std::set<std::string> seen;
+    std::string last = "0";
+    for (int page = 0; page < 5; ++page) {
+        auto p = ctl({"list", "jobArchive", "--limit", "2", "--lastId", last, "--json"});
+        ASSERT_EQ(p.code, 0) << p.err;
+        auto d = json(p.out);
+        if (d.Size() == 0) break;
+        for (const auto& j : d.GetArray()) {
+            EXPECT_TRUE(seen.insert(j["rid"].GetString()).second);
+            last = std::to_string(j["id"].GetInt64());
+        }
+    }
+    EXPECT_EQ(seen, rids);
+
+    // retry job: a new job from an ended one, run again by the daemon.
+    auto retried = ctl({"retry", "job", "--rid", *rids.begin(), "--json"});
+    ASSERT_EQ(retried.code, 0) << retried.err;
+    std::string nrid = json(retried.out)["rid"].GetString();
+    EXPECT_NE(nrid, *rids.begin());
+    EXPECT_EQ(wait(nrid).first, 0);
 }
