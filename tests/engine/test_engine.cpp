@@ -449,3 +449,36 @@ TEST_F(Engine, RejectsBadRegistrations) {
     auto w = q->get_worker(q->worker().rid);
     EXPECT_EQ(w.available_tasks, std::vector<std::string>{"echo"});
 }
+
+TEST_F(Engine, ListenersHearUpdatesAndEndedJobs) {
+    auto q = make();
+    std::mutex mu;
+    std::vector<JobEvent> updates, ended;
+    q->on_job_update([&](const JobEvent& e) {
+        std::lock_guard g(mu);
+        updates.push_back(e);
+    });
+    q->on_job_ended([&](const JobEvent& e) {
+        std::lock_guard g(mu);
+        ended.push_back(e);
+    });
+    q->add_task("echo", echo_task());
+    q->start();
+    auto j = q->add_job("echo", 1);
+    finished(*q, j.rid);
+    auto c = q->add_job("nobody-runs-this");
+    q->cancel_job(c.rid);
+    auto heard = [&](const std::vector<JobEvent>& v, const std::string& rid,
+                     const std::string& status) {
+        std::lock_guard g(mu);
+        for (const auto& e : v)
+            if (e.rid == rid && e.status == status) return true;
+        return false;
+    };
+    for (int i = 0; i < 300 && !heard(ended, c.rid, "CANCELLED"); ++i)
+        std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(heard(updates, j.rid, "QUEUED"));
+    EXPECT_TRUE(heard(updates, j.rid, "RUNNING"));
+    EXPECT_TRUE(heard(ended, j.rid, "SUCCEEDED"));
+    EXPECT_TRUE(heard(ended, c.rid, "CANCELLED"));  // the reference's waiters missed this one
+}
