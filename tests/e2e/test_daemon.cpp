@@ -11,7 +11,6 @@ using namespace queuer::test;
 using namespace std::chrono_literals;
 
 namespace {
-std::string future(std::chrono::milliseconds in) { return format_time(now() + in); }
 bool exists(const std::string& p) {
     struct stat st;
     return ::stat(p.c_str(), &st) == 0;
@@ -74,14 +73,17 @@ TEST_F(E2E, CancelARunningSleep) {
 
 TEST_F(E2E, ScheduledStartWaitsForItsTime) {
     start_daemon();
-    auto rid = add("echo", "[1]", R"({"schedule":{"start":")" + future(2s) + R"("}})");
+    auto start = now() + 4s;
+    auto rid = add("echo", "[1]", R"({"schedule":{"start":")" + format_time(start) + R"("}})");
     auto r = ctl({"get", "job", "--rid", rid, "--json"});
-    EXPECT_NE(r.out.find("SCHEDULED"), std::string::npos);
-    std::this_thread::sleep_for(700ms);
-    EXPECT_NE(ctl({"get", "job", "--rid", rid, "--json"}).out.find("SCHEDULED"),
-              std::string::npos);
+    if (now() < start - 500ms) {
+        EXPECT_NE(r.out.find("SCHEDULED"), std::string::npos) << r.out;
+    }
     auto [code, job] = wait(rid);
     EXPECT_EQ(code, 0);
+    // It did not start before its time (same host, same clock).
+    auto started = parse_time(job["started_at"].GetString(), "started_at");
+    EXPECT_GE(started, start - 50ms);
 }
 
 TEST_F(E2E, PeriodicJobRunsThreeTimes) {
@@ -111,8 +113,12 @@ TEST_F(E2E, SpawnRecordsTheParent) {
 
 TEST_F(E2E, SigtermLetsRunningJobsFinish) {
     auto& d = start_daemon();
-    std::vector<std::string> rids;
-    for (int i = 0; i < 3; ++i) rids.push_back(add("sleep", "[1000]"));
+    std::vector<BatchJob> batch(3);
+    for (auto& b : batch) {
+        b.task = "sleep";
+        b.parameters = "[2500]";
+    }
+    auto rids = client().add_jobs(batch);
     ASSERT_TRUE(eventually([&] {
         JobQuery q;
         q.status = "RUNNING";
@@ -138,7 +144,12 @@ TEST_F(E2E, SighupChangesConcurrency) {
         return !w.empty() && w[0].max_concurrency == 3;
     })) << d.log();
     // And it is used: three sleeps run at once.
-    for (int i = 0; i < 3; ++i) add("sleep", "[1500]");
+    std::vector<BatchJob> batch(3);
+    for (auto& b : batch) {
+        b.task = "sleep";
+        b.parameters = "[4000]";
+    }
+    client().add_jobs(batch);
     EXPECT_TRUE(eventually([&] {
         JobQuery q;
         q.status = "RUNNING";

@@ -219,7 +219,7 @@ TEST_F(Engine, ScheduledStartInTheFutureWaits) {
     q->start();
     Options o;
     Schedule s;
-    s.start = now() + 1500ms;
+    s.start = now() + 3s;
     o.schedule = s;
     auto j = q->add_job_with_options(o, "echo", 1);
     EXPECT_EQ(j.status, "SCHEDULED");
