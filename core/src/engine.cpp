@@ -171,20 +171,7 @@ void Queuer::Engine::start_claim(int limit) {
             try {
                 auto& c = ensure(claim_conn, q.cfg_);
                 auto r = c.exec(detail::kClaim, p);
-                for (int i = 0; i < r.rows(); ++i) {
-                    try {
-                        out->jobs.push_back(q.row_to_job(r, i));
-                    } catch (const Error& e) {
-                        // Claimed but unreadable (e.g. sealed with another key): fail it below.
-                        Job j;
-                        j.id = r.i64(i, 0);
-                        j.rid = r.str(i, 1);
-                        j.task_name = r.str(i, 5);
-                        j.error = e.what();
-                        j.status = "UNREADABLE";
-                        out->jobs.push_back(std::move(j));
-                    }
-                }
+                read_claimed(r, out->jobs);
                 if (static_cast<int>(out->jobs.size()) < limit) {
                     auto d = c.exec(detail::kNextDue, pd);
                     if (d.rows() > 0 && !d.is_null(0, 0))
@@ -211,6 +198,23 @@ void Queuer::Engine::start_claim(int limit) {
             if (claim_again || static_cast<int>(out->jobs.size()) == limit) request_claim();
             publish_state();
         });
+}
+
+void Queuer::Engine::read_claimed(const db::Result& r, std::vector<Job>& out) {
+    for (int i = 0; i < r.rows(); ++i) {
+        try {
+            out.push_back(q.row_to_job(r, i));
+        } catch (const Error& e) {
+            // Claimed but unreadable (e.g. sealed with another key): dispatch fails it.
+            Job j;
+            j.id = r.i64(i, 0);
+            j.rid = r.str(i, 1);
+            j.task_name = r.str(i, 5);
+            j.error = e.what();
+            j.status = "UNREADABLE";
+            out.push_back(std::move(j));
+        }
+    }
 }
 
 void Queuer::Engine::arm_due_timer(std::chrono::milliseconds in) {
@@ -433,6 +437,7 @@ void Queuer::Engine::request_flush() {
     auto batch = std::make_shared<std::vector<Completion>>();
     batch->swap(pending);
     std::vector<std::string> ids, actions, results, errors, delays, sealed, next_ids, next_ats;
+    int freed = 0;
     for (const auto& c : *batch) {
         ids.push_back(std::to_string(c.id));
         actions.push_back(c.action);
@@ -444,34 +449,54 @@ void Queuer::Engine::request_flush() {
             next_ids.push_back(std::to_string(c.id));
             next_ats.push_back(format_time(*c.next_at));
         }
+        if (auto it = running.find(c.run); it != running.end() && it->second.thread_done) ++freed;
+    }
+    // Refill the slots this batch frees in the same round trip, unless a claim is under way.
+    int limit = 0;
+    if (claim_jobs && accepting && !claim_in_flight && !task_names.empty())
+        limit = std::max(0, max_concurrency.load() - slots_busy + freed);
+    if (limit > 0) {
+        claim_in_flight = true;
+        claim_again = false;
     }
     db::Params p;
     p.add_array(ids).add_array(actions).add_array(results).add_array(errors).add_array(delays);
     p.add_array(sealed).add(q.worker_.rid).add_array(next_ids).add_array(next_ats);
-    auto err = std::make_shared<std::optional<Error>>();
+    p.add_array(task_names).add_array(nif_names).add(limit).add(q.worker_.id);
+    struct Out {
+        std::vector<Job> claimed;
+        std::optional<Error> error;
+    };
+    auto out = std::make_shared<Out>();
     queue_work(
         &loop,
-        [this, p = std::move(p), err] {
+        [this, p = std::move(p), out] {
             try {
                 auto& c = ensure(finish_conn, q.cfg_);
-                c.exec(detail::kFinish, p);
+                auto r = c.exec(detail::kFinish, p);
+                read_claimed(r, out->claimed);
             } catch (const Error& e) {
                 drop_if_broken(finish_conn, e);
-                *err = e;
+                out->error = e;
             }
         },
-        [this, batch, err] {
+        [this, batch, out, limit] {
             finish_in_flight = false;
-            if (*err) {
+            bool asked_meanwhile = claim_again;
+            if (out->error) {
                 // Keep every result; write them when the database answers again.
                 finish_backoff = backoff(finish_backoff);
                 spdlog::warn("writing {} job results failed, retrying in {} ms: {}",
-                             batch->size(), finish_backoff.count(), (*err)->what());
+                             batch->size(), finish_backoff.count(), out->error->what());
                 pending.insert(pending.begin(), batch->begin(), batch->end());
                 uv_timer_start(
                     &retry_timer,
                     [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->request_flush(); },
                     static_cast<uint64_t>(finish_backoff.count()), 0);
+                if (limit > 0) {
+                    claim_in_flight = false;
+                    arm_due_timer(1s);
+                }
             } else {
                 finish_backoff = 0ms;
                 for (const auto& c : *batch) {
@@ -484,6 +509,13 @@ void Queuer::Engine::request_flush() {
                             *c.next_at - now());
                         arm_due_timer(std::max(in, 0ms) + 5ms);
                     }
+                }
+                if (limit > 0) {
+                    claim_in_flight = false;
+                    for (auto& j : out->claimed) dispatch(std::move(j));
+                    // More may be waiting: the batch filled every slot, or someone asked.
+                    if (asked_meanwhile || static_cast<int>(out->claimed.size()) == limit)
+                        request_claim();
                 }
             }
             request_flush();

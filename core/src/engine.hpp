@@ -102,6 +102,7 @@ struct Queuer::Engine {
     void on_async();
     void request_claim();
     void start_claim(int limit);
+    void read_claimed(const db::Result& r, std::vector<Job>& out);
     void dispatch(Job job);
     void handle_done(detail::TaskDone d);
     void complete_failure(Running& r, const std::string& error);

@@ -81,9 +81,23 @@ inline const db::Statement kFinish{
     " SELECT m.options, m.task_name, m.parameters, m.parameters_encrypted, m.parameters_keyed,"
     "  m.parameters_keyed_encrypted, 'SCHEDULED', n.next_at, m.schedule_count"
     " FROM moved m JOIN unnest($8::bigint[], $9::timestamp[]) AS n(id, next_at) ON n.id = m.id"
-    " RETURNING id)"
-    " SELECT (SELECT count(*) FROM requeued), (SELECT count(*) FROM archived),"
-    "  (SELECT count(*) FROM nexts)"};
+    " RETURNING id),"
+    // The slots these completions free are refilled in the same round trip: the claim of
+    // kClaim with $10 task names, $11 next-interval names, $12 limit, $13 worker id. It sees
+    // the statement's snapshot, so it never takes a row the CTEs above are changing.
+    " picked AS ("
+    " SELECT id FROM job"
+    " WHERE status IN ('QUEUED', 'SCHEDULED')"
+    "   AND (scheduled_at IS NULL OR scheduled_at <= CURRENT_TIMESTAMP)"
+    "   AND task_name = ANY($10::varchar[])"
+    "   AND COALESCE(options -> 'schedule' ->> 'next_interval', '') = ANY($11::varchar[])"
+    " ORDER BY created_at, id LIMIT $12::int FOR UPDATE SKIP LOCKED),"
+    " claimed AS ("
+    " UPDATE job j SET status = 'RUNNING', worker_id = $13::bigint, worker_rid = $7::uuid,"
+    "  started_at = CURRENT_TIMESTAMP, schedule_count = j.schedule_count + 1,"
+    "  attempts = j.attempts + 1, updated_at = CURRENT_TIMESTAMP"
+    " FROM picked WHERE j.id = picked.id RETURNING " QUEUER_J_COLS ")"
+    " SELECT * FROM claimed"};  // data-modifying CTEs run to completion, read or not
 
 inline const db::Statement kHeartbeat{
     "queuer_heartbeat",
