@@ -18,6 +18,39 @@ struct Migration {
     const char* sql;
 };
 
+// Result columns and select lists shared by migration 3's functions (BEHAVIOUR.md §1.6: a "full
+// job row", a worker row), with the reference's output_ prefix, names and types.
+#define QUEUER_COMPAT_JOB_OUT                                                                   \
+    "output_id BIGINT, output_rid UUID, output_worker_id BIGINT, output_worker_rid UUID, "      \
+    "output_options JSONB, output_task_name VARCHAR(100), output_parameters JSONB, "            \
+    "output_parameters_keyed JSONB, output_status VARCHAR(50), output_scheduled_at TIMESTAMP, " \
+    "output_started_at TIMESTAMP, output_schedule_count INT, output_attempts INT, "             \
+    "output_results JSONB, output_error TEXT, output_created_at TIMESTAMP, "                    \
+    "output_updated_at TIMESTAMP"
+
+// Plaintext columns; pgcrypto decryption only when a key is given and the column is sealed.
+#define QUEUER_COMPAT_DECRYPT(enc, plain)                                                   \
+    "CASE WHEN octet_length(" enc ") > 0 AND COALESCE(input_encryption_key, '') <> '' "    \
+    "THEN queuer_compat_decrypt(" enc ", " plain ", input_encryption_key) ELSE " plain " END"
+
+#define QUEUER_COMPAT_JOB_SEL                                                                  \
+    "j.id, j.rid, j.worker_id, j.worker_rid, j.options, j.task_name, "                         \
+    QUEUER_COMPAT_DECRYPT("j.parameters_encrypted", "j.parameters") ", "                       \
+    QUEUER_COMPAT_DECRYPT("j.parameters_keyed_encrypted", "j.parameters_keyed") ", "           \
+    "j.status, j.scheduled_at, j.started_at, j.schedule_count, j.attempts, "                   \
+    QUEUER_COMPAT_DECRYPT("j.results_encrypted", "j.results") ", "                             \
+    "j.error, j.created_at, j.updated_at"
+
+#define QUEUER_COMPAT_WORKER_OUT                                                               \
+    "output_id BIGINT, output_rid UUID, output_name VARCHAR(100), output_options JSONB, "      \
+    "output_available_tasks VARCHAR[], output_available_next_interval VARCHAR[], "             \
+    "output_max_concurrency INT, output_status VARCHAR(50), output_created_at TIMESTAMP, "     \
+    "output_updated_at TIMESTAMP"
+
+#define QUEUER_COMPAT_WORKER_SEL                                                               \
+    "w.id, w.rid, w.name, w.options, w.available_tasks, w.available_next_interval, "           \
+    "w.max_concurrency, w.status, w.created_at, w.updated_at"
+
 // Never edit a released migration; append a new one.
 const Migration kMigrations[] = {
     {1, "reference tables, notify triggers, indexes", R"SQL(
@@ -120,6 +153,698 @@ CREATE INDEX IF NOT EXISTS idx_master_worker_rid ON master (worker_rid);
     {2, "archive retention index", R"SQL(
 -- The master's retention sweep deletes by age; TimescaleDB creates the same index itself.
 CREATE INDEX IF NOT EXISTS idx_job_archive_updated_at ON job_archive (updated_at);
+)SQL"},
+    // Migration 3: the reference's SQL function inventory (BEHAVIOUR.md §1.6), so that Go and
+    // Python queuer clients sharing this database find every function they call by name and
+    // never load their own SQL. Same names, argument names/order/types and output_* result
+    // columns as the reference (a reference reload, CREATE OR REPLACE, would then still succeed).
+    // Deliberate deviations from the reference (BEHAVIOUR.md §16), each marked "Deviation" below,
+    // are listed in docs/compatibility.md.
+    {3, "reference SQL functions", R"SQL(
+-- Whatever the reference (or an older revision of it) loaded into this schema goes first, every
+-- overload, so that no stale overload makes a call ambiguous and no return-type change blocks
+-- CREATE OR REPLACE. notify_event (migration 1, used by our triggers) is not touched; functions
+-- owned by an extension are left alone.
+DO $$
+DECLARE
+    f RECORD;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure AS sig
+        FROM pg_proc p
+        WHERE p.pronamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema())
+          AND p.proname IN ('init_job', 'insert_job', 'update_job_initial', 'update_job_final',
+              'update_job_final_encrypted', 'update_stale_jobs', 'delete_job', 'select_job',
+              'select_job_from_archive', 'select_all_jobs', 'select_all_jobs_from_archive',
+              'select_all_jobs_by_worker_rid', 'select_all_jobs_by_search',
+              'select_all_jobs_from_archive_by_search', 'add_retention_archive',
+              'remove_retention_archive', 'init_worker', 'insert_worker', 'update_worker',
+              'update_stale_workers', 'delete_worker', 'delete_stale_workers', 'select_worker',
+              'select_all_workers', 'select_all_workers_by_search', 'select_all_connections',
+              'init_master', 'select_master', 'update_master')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                          WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                            AND d.deptype = 'e')
+    LOOP
+        EXECUTE 'DROP FUNCTION ' || f.sig::text;
+    END LOOP;
+END;
+$$;
+
+-- What add_retention_archive/remove_retention_archive asked for when TimescaleDB does not do it
+-- (see there). One row at most.
+CREATE TABLE IF NOT EXISTS queuer_compat_retention (
+    id INTEGER PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    retention_days INT,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+
+-- The schema pgcrypto lives in, or NULL when it is not installed. Looked up at call time: the
+-- extension may have been installed (or dropped) after this migration, in any schema.
+CREATE OR REPLACE FUNCTION queuer_compat_pgcrypto_schema()
+RETURNS TEXT AS $$
+    SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+    WHERE e.extname = 'pgcrypto'
+$$ LANGUAGE sql STABLE;
+
+-- pgp_sym_decrypt(data, key)::jsonb when pgcrypto is installed and the data decrypts; otherwise
+-- the plaintext column. Deviation: the reference fails the whole query on a row it cannot
+-- decrypt (wrong key, or a row sealed client-side by queuerd with libsodium); here such a row
+-- reads as its plaintext column.
+CREATE OR REPLACE FUNCTION queuer_compat_decrypt(input_data BYTEA, input_plain JSONB,
+                                                 input_encryption_key TEXT)
+RETURNS JSONB AS $$
+DECLARE
+    ns TEXT;
+    plain JSONB;
+BEGIN
+    IF input_data IS NULL OR octet_length(input_data) = 0
+       OR COALESCE(input_encryption_key, '') = '' THEN
+        RETURN input_plain;
+    END IF;
+    ns := queuer_compat_pgcrypto_schema();
+    IF ns IS NULL THEN
+        RETURN input_plain;
+    END IF;
+    BEGIN
+        EXECUTE format('SELECT %I.pgp_sym_decrypt($1, $2)::jsonb', ns)
+            INTO plain USING input_data, input_encryption_key;
+        RETURN plain;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN input_plain;
+    END;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+-- An ILIKE pattern matching `term` as a literal substring. Deviation: the reference does not
+-- escape, so % and _ in a search term were wildcards.
+CREATE OR REPLACE FUNCTION queuer_compat_like(term TEXT)
+RETURNS TEXT AS $$
+    SELECT '%' || replace(replace(replace(COALESCE(term, ''), '\', '\\'), '%', '\%'), '_', '\_')
+        || '%'
+$$ LANGUAGE sql IMMUTABLE;
+
+------------------------------------------------------------------------------------------------
+-- Job functions
+------------------------------------------------------------------------------------------------
+
+-- The tables, triggers and indexes are migration 1's; this never drops or recreates anything.
+-- TimescaleDB is decided by queuerd's migration (database.timescaledb), not by the argument.
+-- Like the reference it makes sure pgcrypto exists (best effort, for the *_encrypted functions).
+CREATE OR REPLACE FUNCTION init_job(input_enable_timescaledb BOOLEAN DEFAULT TRUE)
+RETURNS VOID AS $$
+BEGIN
+    IF queuer_compat_pgcrypto_schema() IS NULL
+       AND EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto') THEN
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS pgcrypto;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE NOTICE 'init_job: pgcrypto not created: %', SQLERRM;
+        END;
+    END IF;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION insert_job(
+    input_options JSONB,
+    input_task_name VARCHAR(100),
+    input_parameters JSONB,
+    input_parameters_keyed JSONB,
+    input_status VARCHAR(50),
+    input_scheduled_at TIMESTAMP,
+    input_schedule_count INT
+)
+RETURNS TABLE (
+    output_id BIGINT, output_rid UUID, output_worker_id BIGINT, output_worker_rid UUID,
+    output_options JSONB, output_task_name VARCHAR(100), output_parameters JSONB,
+    output_parameters_keyed JSONB, output_status VARCHAR(50), output_scheduled_at TIMESTAMP,
+    output_schedule_count INT, output_attempts INT, output_created_at TIMESTAMP,
+    output_updated_at TIMESTAMP
+) AS $$
+BEGIN
+    RETURN QUERY
+    INSERT INTO job AS j (options, task_name, parameters, parameters_keyed, status, scheduled_at,
+                          schedule_count)
+    VALUES (input_options, input_task_name, input_parameters, input_parameters_keyed,
+            input_status, input_scheduled_at, input_schedule_count)
+    RETURNING j.id, j.rid, j.worker_id, j.worker_rid, j.options, j.task_name, j.parameters,
+              j.parameters_keyed, j.status, j.scheduled_at, j.schedule_count, j.attempts,
+              j.created_at, j.updated_at;
+END;
+$$ LANGUAGE plpgsql;
+
+-- Claims up to the worker's free slots. Deviations (BEHAVIOUR.md §16 items 1, 3, 4):
+-- * the worker row is locked first and the RUNNING count taken afterwards, in a statement of
+--   its own (a fresh snapshot under READ COMMITTED), so claims of one worker that queued on the
+--   lock see each other's rows and never claim more than max_concurrency in total;
+-- * only due jobs: QUEUED or SCHEDULED with scheduled_at NULL or <= now (no 10-minute
+--   look-ahead; this also applies to QUEUED rows with a future scheduled_at, as our engine);
+-- * ordered by (created_at, id).
+CREATE OR REPLACE FUNCTION update_job_initial(input_worker_id BIGINT)
+RETURNS TABLE (
+    output_id BIGINT, output_rid UUID, output_worker_id BIGINT, output_worker_rid UUID,
+    output_options JSONB, output_task_name VARCHAR(100), output_parameters JSONB,
+    output_parameters_keyed JSONB, output_status VARCHAR(50), output_scheduled_at TIMESTAMP,
+    output_started_at TIMESTAMP, output_schedule_count INT, output_attempts INT,
+    output_created_at TIMESTAMP, output_updated_at TIMESTAMP
+) AS $$
+DECLARE
+    w_rid UUID;
+    w_tasks VARCHAR[];
+    w_next VARCHAR[];
+    w_max INT;
+    w_running BIGINT;
+BEGIN
+    SELECT w.rid, w.available_tasks, w.available_next_interval, w.max_concurrency
+    INTO w_rid, w_tasks, w_next, w_max
+    FROM worker w WHERE w.id = input_worker_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT count(*) INTO w_running FROM job j
+    WHERE j.worker_id = input_worker_id AND j.status = 'RUNNING';
+    IF COALESCE(w_max, 0) <= w_running THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH picked AS (
+        SELECT c.id FROM job c
+        WHERE c.status IN ('QUEUED', 'SCHEDULED')
+          AND (c.scheduled_at IS NULL OR c.scheduled_at <= CURRENT_TIMESTAMP)
+          AND c.task_name = ANY(COALESCE(w_tasks, ARRAY[]::VARCHAR[]))
+          AND (COALESCE(c.options -> 'schedule' ->> 'next_interval', '') = ''
+               OR c.options -> 'schedule' ->> 'next_interval'
+                  = ANY(COALESCE(w_next, ARRAY[]::VARCHAR[])))
+        ORDER BY c.created_at, c.id
+        LIMIT (w_max - w_running)
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE job j SET
+        worker_id = input_worker_id,
+        worker_rid = w_rid,
+        status = 'RUNNING',
+        started_at = CURRENT_TIMESTAMP,
+        schedule_count = j.schedule_count + 1,
+        attempts = j.attempts + 1,
+        updated_at = CURRENT_TIMESTAMP
+    FROM picked
+    WHERE j.id = picked.id
+    RETURNING j.id, j.rid, j.worker_id, j.worker_rid, j.options, j.task_name, j.parameters,
+              j.parameters_keyed, j.status, j.scheduled_at, j.started_at, j.schedule_count,
+              j.attempts, j.created_at, j.updated_at;
+END;
+$$ LANGUAGE plpgsql;
+
+-- Moves the job to the archive in one statement with the given final status, results and
+-- error, as the reference: by id only, whoever calls first wins, a later call gets no row.
+CREATE OR REPLACE FUNCTION update_job_final(
+    input_id BIGINT,
+    input_status VARCHAR(50),
+    input_results JSONB,
+    input_error TEXT
+)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_JOB_OUT R"SQL(
+) AS $$
+BEGIN
+    RETURN QUERY
+    WITH moved AS (
+        DELETE FROM job WHERE job.id = input_id RETURNING job.*
+    )
+    INSERT INTO job_archive AS a (id, rid, worker_id, worker_rid, options, task_name, parameters,
+        parameters_encrypted, parameters_keyed, parameters_keyed_encrypted, status, scheduled_at,
+        started_at, schedule_count, attempts, results, error, created_at, updated_at)
+    SELECT m.id, m.rid, m.worker_id, m.worker_rid, m.options, m.task_name, m.parameters,
+        m.parameters_encrypted, m.parameters_keyed, m.parameters_keyed_encrypted, input_status,
+        m.scheduled_at, m.started_at, m.schedule_count, m.attempts, input_results, input_error,
+        m.created_at, CURRENT_TIMESTAMP
+    FROM moved m
+    RETURNING a.id, a.rid, a.worker_id, a.worker_rid, a.options, a.task_name, a.parameters,
+              a.parameters_keyed, a.status, a.scheduled_at, a.started_at, a.schedule_count,
+              a.attempts, a.results, a.error, a.created_at, a.updated_at;
+END;
+$$ LANGUAGE plpgsql;
+
+-- As update_job_final, with the reference's server-side encryption: results are stored as
+-- pgcrypto pgp_sym_encrypt(results, key) in results_encrypted (results left at '[]') and
+-- returned as the plaintext input cast to JSONB. Deviation: when pgcrypto is not installed or
+-- the key is empty, the results are stored in plaintext in results (the key is ignored).
+-- queuerd itself never calls this: it seals results client-side with libsodium.
+CREATE OR REPLACE FUNCTION update_job_final_encrypted(
+    input_id BIGINT,
+    input_status VARCHAR(50),
+    input_results TEXT,
+    input_error TEXT,
+    input_encryption_key TEXT
+)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_JOB_OUT R"SQL(
+) AS $$
+DECLARE
+    ns TEXT;
+    sealed BYTEA := ''::BYTEA;
+    plain JSONB := input_results::JSONB;
+BEGIN
+    ns := queuer_compat_pgcrypto_schema();
+    IF ns IS NOT NULL AND COALESCE(input_encryption_key, '') <> '' THEN
+        EXECUTE format('SELECT %I.pgp_sym_encrypt($1, $2)', ns)
+            INTO sealed USING input_results, input_encryption_key;
+        plain := '[]'::JSONB;
+    END IF;
+    RETURN QUERY
+    WITH moved AS (
+        DELETE FROM job WHERE job.id = input_id RETURNING job.*
+    )
+    INSERT INTO job_archive AS a (id, rid, worker_id, worker_rid, options, task_name, parameters,
+        parameters_encrypted, parameters_keyed, parameters_keyed_encrypted, status, scheduled_at,
+        started_at, schedule_count, attempts, results, results_encrypted, error, created_at,
+        updated_at)
+    SELECT m.id, m.rid, m.worker_id, m.worker_rid, m.options, m.task_name, m.parameters,
+        m.parameters_encrypted, m.parameters_keyed, m.parameters_keyed_encrypted, input_status,
+        m.scheduled_at, m.started_at, m.schedule_count, m.attempts, plain, sealed, input_error,
+        m.created_at, CURRENT_TIMESTAMP
+    FROM moved m
+    RETURNING a.id, a.rid, a.worker_id, a.worker_rid, a.options, a.task_name, a.parameters,
+              a.parameters_keyed, a.status, a.scheduled_at, a.started_at, a.schedule_count,
+              a.attempts, input_results::JSONB, a.error, a.created_at, a.updated_at;
+END;
+$$ LANGUAGE plpgsql;
+
+-- As the reference: every live row of a worker in worker_status (the master passes STOPPED)
+-- whose status is none of the three excluded ones gets new_status, in place. Returns the count.
+CREATE OR REPLACE FUNCTION update_stale_jobs(
+    input_new_status VARCHAR(50),
+    input_excluded_status1 VARCHAR(50),
+    input_excluded_status2 VARCHAR(50),
+    input_excluded_status3 VARCHAR(50),
+    input_worker_status VARCHAR(50)
+)
+RETURNS INT AS $$
+DECLARE
+    affected INT;
+BEGIN
+    UPDATE job j SET status = input_new_status
+    WHERE j.status NOT IN (input_excluded_status1, input_excluded_status2, input_excluded_status3)
+      AND j.worker_rid IN (SELECT w.rid FROM worker w WHERE w.status = input_worker_status);
+    GET DIAGNOSTICS affected = ROW_COUNT;
+    RETURN affected;
+END;
+$$ LANGUAGE plpgsql;
+
+-- Deletes an ended job: job_archive only, as the reference (live jobs must be cancelled first).
+CREATE OR REPLACE FUNCTION delete_job(input_rid UUID)
+RETURNS VOID AS $$
+BEGIN
+    DELETE FROM job_archive WHERE job_archive.rid = input_rid;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION select_job(input_encryption_key TEXT, input_rid UUID)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_JOB_OUT R"SQL(
+) AS $$
+BEGIN
+    RETURN QUERY
+    SELECT )SQL" QUEUER_COMPAT_JOB_SEL R"SQL( FROM job j WHERE j.rid = input_rid;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+-- The archive's rid is not unique (its key is (id, updated_at)); the newest row wins.
+CREATE OR REPLACE FUNCTION select_job_from_archive(input_encryption_key TEXT, input_rid UUID)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_JOB_OUT R"SQL(
+) AS $$
+BEGIN
+    RETURN QUERY
+    SELECT )SQL" QUEUER_COMPAT_JOB_SEL R"SQL( FROM job_archive j WHERE j.rid = input_rid
+    ORDER BY j.updated_at DESC LIMIT 1;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+-- Lists, newest first. Deviation (BEHAVIOUR.md §16 item 37): keyset pagination by id, as
+-- queuerd's own client: last_id <= 0 starts at the newest row, otherwise rows with id < last_id
+-- (an id that no longer exists still pages correctly; rows sharing a created_at are not skipped).
+CREATE OR REPLACE FUNCTION select_all_jobs(input_encryption_key TEXT, input_last_id INT,
+                                           input_entries INT)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_JOB_OUT R"SQL(
+) AS $$
+BEGIN
+    RETURN QUERY
+    SELECT )SQL" QUEUER_COMPAT_JOB_SEL R"SQL( FROM job j
+    WHERE (COALESCE(input_last_id, 0) <= 0 OR j.id < input_last_id)
+    ORDER BY j.id DESC LIMIT input_entries;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+CREATE OR REPLACE FUNCTION select_all_jobs_from_archive(input_encryption_key TEXT,
+                                                        input_last_id INT, input_entries INT)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_JOB_OUT R"SQL(
+) AS $$
+BEGIN
+    RETURN QUERY
+    SELECT )SQL" QUEUER_COMPAT_JOB_SEL R"SQL( FROM job_archive j
+    WHERE (COALESCE(input_last_id, 0) <= 0 OR j.id < input_last_id)
+    ORDER BY j.id DESC LIMIT input_entries;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+CREATE OR REPLACE FUNCTION select_all_jobs_by_worker_rid(input_encryption_key TEXT,
+    input_worker_rid UUID, input_last_id INT, input_entries INT)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_JOB_OUT R"SQL(
+) AS $$
+BEGIN
+    RETURN QUERY
+    SELECT )SQL" QUEUER_COMPAT_JOB_SEL R"SQL( FROM job j
+    WHERE j.worker_rid = input_worker_rid
+      AND (COALESCE(input_last_id, 0) <= 0 OR j.id < input_last_id)
+    ORDER BY j.id DESC LIMIT input_entries;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+-- Case-insensitive literal substring of rid, worker_id, task_name or status (see
+-- queuer_compat_like for the escaping).
+CREATE OR REPLACE FUNCTION select_all_jobs_by_search(input_encryption_key TEXT,
+    input_search TEXT, input_last_id INT, input_entries INT)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_JOB_OUT R"SQL(
+) AS $$
+DECLARE
+    pattern TEXT := queuer_compat_like(input_search);
+BEGIN
+    RETURN QUERY
+    SELECT )SQL" QUEUER_COMPAT_JOB_SEL R"SQL( FROM job j
+    WHERE (j.rid::text ILIKE pattern OR j.worker_id::text ILIKE pattern
+           OR j.task_name ILIKE pattern OR j.status ILIKE pattern)
+      AND (COALESCE(input_last_id, 0) <= 0 OR j.id < input_last_id)
+    ORDER BY j.id DESC LIMIT input_entries;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+CREATE OR REPLACE FUNCTION select_all_jobs_from_archive_by_search(input_encryption_key TEXT,
+    input_search TEXT, input_last_id INT, input_entries INT)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_JOB_OUT R"SQL(
+) AS $$
+DECLARE
+    pattern TEXT := queuer_compat_like(input_search);
+BEGIN
+    RETURN QUERY
+    SELECT )SQL" QUEUER_COMPAT_JOB_SEL R"SQL( FROM job_archive j
+    WHERE (j.rid::text ILIKE pattern OR j.worker_id::text ILIKE pattern
+           OR j.task_name ILIKE pattern OR j.status ILIKE pattern)
+      AND (COALESCE(input_last_id, 0) <= 0 OR j.id < input_last_id)
+    ORDER BY j.id DESC LIMIT input_entries;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+-- The TimescaleDB schema when it is installed and job_archive is a hypertable, else NULL.
+CREATE OR REPLACE FUNCTION queuer_compat_timescale_schema()
+RETURNS TEXT AS $$
+DECLARE
+    ns TEXT;
+    is_hypertable BOOLEAN := FALSE;
+BEGIN
+    SELECT n.nspname::text INTO ns FROM pg_extension e
+    JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'timescaledb';
+    IF ns IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables'
+            ' WHERE hypertable_schema = current_schema() AND hypertable_name = ''job_archive'')'
+        INTO is_hypertable;
+    IF is_hypertable THEN
+        RETURN ns;
+    END IF;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+-- With TimescaleDB (requested and job_archive a hypertable): a retention policy dropping chunks
+-- older than retention_days days, replacing any existing one (the reference errors when one
+-- exists). Deviation (BEHAVIOUR.md §8.4, §16 item 24): without TimescaleDB the reference's
+-- per-insert cleanup trigger is NOT installed; the request is only recorded in
+-- queuer_compat_retention. queuerd's master deletes expired archive rows itself, in bounded
+-- batches on a timer, according to its own master settings.
+CREATE OR REPLACE FUNCTION add_retention_archive(input_retention_days INT,
+                                                 input_enable_timescaledb BOOLEAN DEFAULT TRUE)
+RETURNS VOID AS $$
+DECLARE
+    ns TEXT;
+BEGIN
+    IF COALESCE(input_enable_timescaledb, TRUE) THEN
+        ns := queuer_compat_timescale_schema();
+    END IF;
+    IF ns IS NOT NULL THEN
+        EXECUTE format('SELECT %I.remove_retention_policy(%L::regclass, if_exists => TRUE)',
+                       ns, 'job_archive');
+        EXECUTE format('SELECT %I.add_retention_policy(%L::regclass, $1)', ns, 'job_archive')
+            USING make_interval(days => input_retention_days);
+    END IF;
+    INSERT INTO queuer_compat_retention (id, retention_days, updated_at)
+    VALUES (1, input_retention_days, CURRENT_TIMESTAMP)
+    ON CONFLICT (id) DO UPDATE SET retention_days = EXCLUDED.retention_days,
+                                   updated_at = EXCLUDED.updated_at;
+END;
+$$ LANGUAGE plpgsql;
+
+-- Removes the TimescaleDB policy (if any); without TimescaleDB only clears the recorded
+-- setting. Never fails when nothing was set.
+CREATE OR REPLACE FUNCTION remove_retention_archive(input_enable_timescaledb BOOLEAN DEFAULT TRUE)
+RETURNS VOID AS $$
+DECLARE
+    ns TEXT;
+BEGIN
+    IF COALESCE(input_enable_timescaledb, TRUE) THEN
+        ns := queuer_compat_timescale_schema();
+    END IF;
+    IF ns IS NOT NULL THEN
+        EXECUTE format('SELECT %I.remove_retention_policy(%L::regclass, if_exists => TRUE)',
+                       ns, 'job_archive');
+    END IF;
+    INSERT INTO queuer_compat_retention (id, retention_days, updated_at)
+    VALUES (1, NULL, CURRENT_TIMESTAMP)
+    ON CONFLICT (id) DO UPDATE SET retention_days = NULL, updated_at = EXCLUDED.updated_at;
+END;
+$$ LANGUAGE plpgsql;
+
+------------------------------------------------------------------------------------------------
+-- Worker functions
+------------------------------------------------------------------------------------------------
+
+-- The worker table is migration 1's: nothing to create.
+CREATE OR REPLACE FUNCTION init_worker()
+RETURNS VOID AS $$
+BEGIN
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION insert_worker(
+    input_name VARCHAR(100),
+    input_options JSONB,
+    input_max_concurrency INT
+)
+RETURNS TABLE (
+    output_id BIGINT, output_rid UUID, output_name VARCHAR(100), output_options JSONB,
+    output_max_concurrency INT, output_status VARCHAR(50), output_created_at TIMESTAMP,
+    output_updated_at TIMESTAMP
+) AS $$
+BEGIN
+    RETURN QUERY
+    INSERT INTO worker AS w (name, options, max_concurrency)
+    VALUES (input_name, input_options, input_max_concurrency)
+    RETURNING w.id, w.rid, w.name, w.options, w.max_concurrency, w.status, w.created_at,
+              w.updated_at;
+END;
+$$ LANGUAGE plpgsql;
+
+-- Overwrites name, options, both lists, max_concurrency and status, and refreshes updated_at
+-- (the reference's heartbeat). Deviation (BEHAVIOUR.md §16 item 21): a worker that is STOPPING
+-- or STOPPED is never written back to READY or RUNNING (it keeps its status; the other columns
+-- are written), so a heartbeat or task registration racing with a stop request cannot undo it.
+CREATE OR REPLACE FUNCTION update_worker(
+    input_name VARCHAR(100),
+    input_options JSONB,
+    input_available_tasks VARCHAR[],
+    input_available_next_interval VARCHAR[],
+    input_max_concurrency INT,
+    input_status VARCHAR(50),
+    input_rid UUID
+)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_WORKER_OUT R"SQL(
+) AS $$
+BEGIN
+    RETURN QUERY
+    UPDATE worker w SET
+        name = input_name,
+        options = input_options,
+        available_tasks = input_available_tasks,
+        available_next_interval = input_available_next_interval,
+        max_concurrency = input_max_concurrency,
+        status = CASE WHEN w.status IN ('STOPPING', 'STOPPED')
+                       AND input_status IN ('READY', 'RUNNING')
+                      THEN w.status ELSE input_status END,
+        updated_at = CURRENT_TIMESTAMP
+    WHERE w.rid = input_rid
+    RETURNING )SQL" QUEUER_COMPAT_WORKER_SEL R"SQL(;
+END;
+$$ LANGUAGE plpgsql;
+
+-- Workers in status1 or status2 whose updated_at is older than the cutoff get new_status.
+CREATE OR REPLACE FUNCTION update_stale_workers(
+    input_new_status VARCHAR(50),
+    input_status1 VARCHAR(50),
+    input_status2 VARCHAR(50),
+    input_cutoff_time TIMESTAMP
+)
+RETURNS INT AS $$
+DECLARE
+    affected INT;
+BEGIN
+    UPDATE worker w SET status = input_new_status
+    WHERE w.status IN (input_status1, input_status2) AND w.updated_at < input_cutoff_time;
+    GET DIAGNOSTICS affected = ROW_COUNT;
+    RETURN affected;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION delete_worker(input_rid UUID)
+RETURNS VOID AS $$
+BEGIN
+    DELETE FROM worker WHERE worker.rid = input_rid;
+END;
+$$ LANGUAGE plpgsql;
+
+-- STOPPED workers whose updated_at is older than the cutoff are deleted.
+CREATE OR REPLACE FUNCTION delete_stale_workers(input_cutoff_time TIMESTAMP)
+RETURNS INT AS $$
+DECLARE
+    affected INT;
+BEGIN
+    DELETE FROM worker w WHERE w.status = 'STOPPED' AND w.updated_at < input_cutoff_time;
+    GET DIAGNOSTICS affected = ROW_COUNT;
+    RETURN affected;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION select_worker(input_rid UUID)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_WORKER_OUT R"SQL(
+) AS $$
+BEGIN
+    RETURN QUERY
+    SELECT )SQL" QUEUER_COMPAT_WORKER_SEL R"SQL( FROM worker w WHERE w.rid = input_rid;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+-- Newest first, keyset by id (see select_all_jobs).
+CREATE OR REPLACE FUNCTION select_all_workers(input_last_id INT, input_entries INT)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_WORKER_OUT R"SQL(
+) AS $$
+BEGIN
+    RETURN QUERY
+    SELECT )SQL" QUEUER_COMPAT_WORKER_SEL R"SQL( FROM worker w
+    WHERE (COALESCE(input_last_id, 0) <= 0 OR w.id < input_last_id)
+    ORDER BY w.id DESC LIMIT input_entries;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+-- Literal, case-insensitive substring of name, the comma-joined available_tasks, or status.
+CREATE OR REPLACE FUNCTION select_all_workers_by_search(input_search TEXT, input_last_id INT,
+                                                        input_entries INT)
+RETURNS TABLE (
+)SQL" QUEUER_COMPAT_WORKER_OUT R"SQL(
+) AS $$
+DECLARE
+    pattern TEXT := queuer_compat_like(input_search);
+BEGIN
+    RETURN QUERY
+    SELECT )SQL" QUEUER_COMPAT_WORKER_SEL R"SQL( FROM worker w
+    WHERE (w.name ILIKE pattern OR array_to_string(w.available_tasks, ',') ILIKE pattern
+           OR w.status ILIKE pattern)
+      AND (COALESCE(input_last_id, 0) <= 0 OR w.id < input_last_id)
+    ORDER BY w.id DESC LIMIT input_entries;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+-- Sessions whose application_name is 'queuer' (the reference's and queuerd's default).
+CREATE OR REPLACE FUNCTION select_all_connections()
+RETURNS TABLE (
+    output_pid INT, output_datname NAME, output_usename NAME, output_application_name TEXT,
+    output_query TEXT, output_state TEXT
+) AS $$
+BEGIN
+    RETURN QUERY
+    SELECT a.pid, a.datname, a.usename, a.application_name, a.query, a.state
+    FROM pg_stat_activity a WHERE a.application_name = 'queuer';
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+------------------------------------------------------------------------------------------------
+-- Master functions
+------------------------------------------------------------------------------------------------
+
+-- The master table is migration 1's; only the single row is ensured (idempotent).
+CREATE OR REPLACE FUNCTION init_master()
+RETURNS VOID AS $$
+BEGIN
+    INSERT INTO master (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION select_master()
+RETURNS TABLE (
+    output_id INTEGER, output_worker_id BIGINT, output_worker_rid UUID, output_settings JSONB,
+    output_created_at TIMESTAMP, output_updated_at TIMESTAMP
+) AS $$
+BEGIN
+    RETURN QUERY
+    SELECT m.id, m.worker_id, m.worker_rid, m.settings, m.created_at, m.updated_at
+    FROM master m WHERE m.id = 1;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+-- Takes or renews the master lock as the reference: row 1 is taken when its updated_at is older
+-- than lock_timeout_minutes minutes, or it is held by the caller's worker id, or by nobody
+-- (worker_id 0). Returns the row as it was BEFORE (the first master sees worker_id 0); no row =
+-- not master. The same row is used by queuerd's own master election.
+CREATE OR REPLACE FUNCTION update_master(
+    input_worker_id BIGINT,
+    input_worker_rid UUID,
+    input_settings JSONB,
+    input_lock_timeout_minutes INT
+)
+RETURNS TABLE (
+    output_id INTEGER, output_worker_id BIGINT, output_worker_rid UUID, output_settings JSONB,
+    output_created_at TIMESTAMP, output_updated_at TIMESTAMP
+) AS $$
+BEGIN
+    RETURN QUERY
+    WITH previous AS (
+        SELECT m.id, m.worker_id, m.worker_rid, m.settings, m.created_at, m.updated_at
+        FROM master m
+        WHERE m.id = 1
+          AND (m.updated_at < CURRENT_TIMESTAMP
+                              - make_interval(mins => COALESCE(input_lock_timeout_minutes, 0))
+               OR m.worker_id = input_worker_id
+               OR COALESCE(m.worker_id, 0) = 0)
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE master u SET
+        worker_id = input_worker_id,
+        worker_rid = input_worker_rid,
+        settings = input_settings,
+        updated_at = CURRENT_TIMESTAMP
+    FROM previous p
+    WHERE u.id = p.id
+    RETURNING p.id, p.worker_id, p.worker_rid, p.settings, p.created_at, p.updated_at;
+END;
+$$ LANGUAGE plpgsql;
 )SQL"},
 };
 
