@@ -49,7 +49,8 @@ Queuer::Engine::Engine(Queuer& q_, EngineOptions o) : q(q_), opts(o) {
     uv_async_init(&loop, &async, [](uv_async_t* h) { self<Engine>((uv_handle_t*)h)->on_async(); });
     async.data = this;
     for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer,
-                          &retry_timer, &listen_timer, &tick_timer, &master_timer}) {
+                          &retry_timer, &listen_timer, &tick_timer, &master_timer,
+                          &flush_timer}) {
         uv_timer_init(&loop, t);
         t->data = this;
     }
@@ -260,6 +261,7 @@ void Queuer::Engine::dispatch(Job job) {
     bool has_deadline = r.deadline.has_value();
     running[run] = std::move(r);
     if (!unreadable.empty() || it == tasks.end()) {
+        ++threads_running;  // handle_done counts it back
         TaskDone d;
         d.run = run;
         d.error = unreadable.empty()
@@ -270,6 +272,7 @@ void Queuer::Engine::dispatch(Job job) {
     }
     spdlog::debug("job {}: started {} (attempt {})", ctx->rid(), ctx->task_name(),
                   ctx->attempt());
+    ++threads_running;
     pool.submit([sink = sink, ctx, fn = it->second, run] {
         TaskDone d;
         d.run = run;
@@ -303,6 +306,7 @@ void Queuer::Engine::release_if_done(uint64_t run) {
 }
 
 void Queuer::Engine::handle_done(TaskDone d) {
+    --threads_running;
     auto it = running.find(d.run);
     if (it == running.end()) return;
     Running& r = it->second;
@@ -433,6 +437,22 @@ void Queuer::Engine::request_flush() {
         return;
     }
     if (uv_is_active((uv_handle_t*)&retry_timer)) return;  // backing off after a failure
+    // Tasks still running may finish within moments (short tasks dispatched together finish
+    // together): wait up to finish_batch_delay so that one statement carries them all.
+    if (threads_running > 0 && !flush_due && opts.finish_batch_delay.count() > 0 && accepting) {
+        if (!uv_is_active((uv_handle_t*)&flush_timer))
+            uv_timer_start(
+                &flush_timer,
+                [](uv_timer_t* t) {
+                    auto* e = self<Engine>((uv_handle_t*)t);
+                    e->flush_due = true;
+                    e->request_flush();
+                },
+                static_cast<uint64_t>(opts.finish_batch_delay.count()), 0);
+        return;
+    }
+    flush_due = false;
+    uv_timer_stop(&flush_timer);
     finish_in_flight = true;
     auto batch = std::make_shared<std::vector<Completion>>();
     batch->swap(pending);
@@ -683,7 +703,8 @@ void Queuer::Engine::close_handles() {
     };
     close(&async);
     for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer,
-                          &retry_timer, &listen_timer, &tick_timer, &master_timer})
+                          &retry_timer, &listen_timer, &tick_timer, &master_timer,
+                          &flush_timer})
         close(t);
     if (listen_poll_open) {
         listen_poll_open = false;

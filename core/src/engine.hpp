@@ -127,7 +127,7 @@ struct Queuer::Engine {
     uv_loop_t loop{};
     uv_async_t async{};
     uv_timer_t poll_timer{}, due_timer{}, deadline_timer{}, heartbeat_timer{}, retry_timer{},
-        listen_timer{}, tick_timer{}, master_timer{};
+        listen_timer{}, tick_timer{}, master_timer{}, flush_timer{};
     uv_poll_t listen_poll{};
     bool listen_poll_open = false;
     std::thread thread;
@@ -150,6 +150,8 @@ struct Queuer::Engine {
     std::unordered_map<uint64_t, Running> running;  // by run (dispatch) number
     uint64_t next_run_id = 0;
     int slots_busy = 0;
+    int threads_running = 0;  // tasks handed to the pool that have not returned
+    bool flush_due = false;   // the batching delay has passed
     bool claim_jobs = false;
     bool accepting = true;
     bool graceful_stop_requested = false;

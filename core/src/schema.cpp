@@ -846,6 +846,53 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 )SQL"},
+    {4, "in-place claims: fewer indexes on job", R"SQL(
+-- A claim changes status, worker ids, counters and timestamps. When no index covers those
+-- columns PostgreSQL updates the row in place (HOT) and writes no index entry at all; the
+-- partial claim index (its predicate reads status) and the worker_rid / parent_rid indexes
+-- prevented that. The claim reads (created_at, id) in order and skips the few RUNNING rows.
+-- get_jobs_by_worker_rid and the master's sweep scan the (small) live table instead.
+DROP INDEX IF EXISTS idx_job_claim;
+DROP INDEX IF EXISTS idx_job_worker_rid;
+DROP INDEX IF EXISTS idx_job_parent_rid;
+CREATE INDEX IF NOT EXISTS idx_job_queue ON job (created_at, id);
+-- Room on each page for the new row versions of in-place updates.
+ALTER TABLE job SET (fillfactor = 80);
+)SQL"},
+    {5, "statement-level notifications", R"SQL(
+-- Same channels and payloads as the reference's row triggers, fired once per statement:
+-- * job, INSERT: one notification per status per statement (the first row of each). Listeners
+--   only need to know that there is work; a COPY of 100,000 jobs sends one message, not
+--   100,000, and does not wake every worker 100,000 times (reference BUG 2).
+-- * job, UPDATE and job_archive, INSERT: one notification per row, as before (waiters and
+--   update listeners need each rid), without a PL/pgSQL call per row.
+CREATE OR REPLACE FUNCTION notify_job_inserted() RETURNS TRIGGER AS $$
+BEGIN
+    PERFORM pg_notify('job', json_build_object('id', f.id, 'rid', f.rid, 'status', f.status)::text)
+    FROM (SELECT DISTINCT ON (status) id, rid, status FROM new_rows ORDER BY status, id) f;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION notify_rows() RETURNS TRIGGER AS $$
+BEGIN
+    PERFORM pg_notify(TG_ARGV[0],
+                      json_build_object('id', id, 'rid', rid, 'status', status)::text)
+    FROM new_rows;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS job_notify_event ON job;
+DROP TRIGGER IF EXISTS job_archive_notify_event ON job_archive;
+CREATE TRIGGER job_notify_event AFTER INSERT ON job
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notify_job_inserted();
+CREATE TRIGGER job_notify_update AFTER UPDATE ON job
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notify_rows('job');
+CREATE TRIGGER job_archive_notify_event AFTER INSERT ON job_archive
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION notify_rows('job_archive');
+)SQL"},
 };
 
 constexpr int64_t kMigrationLockKey = 0x7175657565720001;  // "queuer" + 1

@@ -299,18 +299,46 @@ TEST(Schema, NotifyTriggersExist) {
     migrate(c, TimescaleMode::Off);
     auto r = c.exec(
         "SELECT event_object_table, trigger_name, string_agg(event_manipulation, ',' "
-        "  ORDER BY event_manipulation), action_timing "
+        "  ORDER BY event_manipulation), action_timing, action_orientation "
         "FROM information_schema.triggers WHERE trigger_schema = current_schema() "
-        "GROUP BY 1, 2, 4 ORDER BY 1");
-    ASSERT_EQ(r.rows(), 2);
+        "GROUP BY 1, 2, 4, 5 ORDER BY 1, 2");
+    // The reference's trigger names and channels, fired once per statement (migration 5).
+    ASSERT_EQ(r.rows(), 3);
     EXPECT_EQ(r.str(0, 0), "job");
     EXPECT_EQ(r.str(0, 1), "job_notify_event");
-    EXPECT_EQ(r.str(0, 2), "INSERT,UPDATE");
-    EXPECT_EQ(r.str(0, 3), "BEFORE");
-    EXPECT_EQ(r.str(1, 0), "job_archive");
-    EXPECT_EQ(r.str(1, 1), "job_archive_notify_event");
-    EXPECT_EQ(r.str(1, 2), "INSERT");
-    EXPECT_EQ(r.str(1, 3), "BEFORE");
+    EXPECT_EQ(r.str(0, 2), "INSERT");
+    EXPECT_EQ(r.str(0, 3), "AFTER");
+    EXPECT_EQ(r.str(0, 4), "STATEMENT");
+    EXPECT_EQ(r.str(1, 0), "job");
+    EXPECT_EQ(r.str(1, 1), "job_notify_update");
+    EXPECT_EQ(r.str(1, 2), "UPDATE");
+    EXPECT_EQ(r.str(2, 0), "job_archive");
+    EXPECT_EQ(r.str(2, 1), "job_archive_notify_event");
+    EXPECT_EQ(r.str(2, 2), "INSERT");
+}
+
+TEST(Schema, BatchInsertSendsOneNotificationPerStatusNotPerRow) {
+    TestSchema s;
+    auto c = s.connect();
+    migrate(c, TimescaleMode::Off);
+    auto listener = s.connect();
+    listener.listen("job");
+    c.exec("INSERT INTO job (task_name) SELECT 'bulk' FROM generate_series(1, 500)");
+    c.exec("INSERT INTO job (task_name, status) VALUES ('a', 'SCHEDULED'), ('b', 'QUEUED')");
+    c.exec("UPDATE job SET status = 'RUNNING' WHERE task_name IN ('a', 'b')");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto notes = listener.drain_notifications();
+    int queued = 0, scheduled = 0, running = 0;
+    for (const auto& n : notes) {
+        EXPECT_EQ(n.channel, "job");
+        EXPECT_NE(n.payload.find("\"rid\""), std::string::npos) << n.payload;
+        if (n.payload.find("QUEUED") != std::string::npos) ++queued;
+        if (n.payload.find("SCHEDULED") != std::string::npos) ++scheduled;
+        if (n.payload.find("RUNNING") != std::string::npos) ++running;
+    }
+    EXPECT_EQ(queued, 2);     // one per INSERT statement, not 501
+    EXPECT_EQ(scheduled, 1);
+    EXPECT_EQ(running, 2);    // updates: one per row, as the reference
 }
 
 TEST(Schema, InsertNotifiesChannelJobWithTheReferencePayload) {
