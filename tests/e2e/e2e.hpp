@@ -25,6 +25,7 @@ struct DaemonOptions {
     std::string shutdown_grace = "10s";
     std::string extra_plugins;  // more "  - path: ..." lines
     std::string stale = "2s";   // master.worker_stale_threshold
+    std::string retention = "30d";  // master.retention_archive
 };
 
 class E2E : public ::testing::Test {
@@ -63,7 +64,7 @@ protected:
           << "  master_poll_interval: 300ms\n"
           << "  worker_stale_threshold: " << o.stale << "\n"
           << "  worker_delete_threshold: 1h\n"
-          << "  retention_archive: 30d\n"
+          << "  retention_archive: " << o.retention << "\n"
           << "  job_stale_threshold: 10m\n"
           << "logging:\n"
           << "  level: info\n";

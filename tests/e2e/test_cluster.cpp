@@ -128,3 +128,24 @@ TEST_F(E2E, EncryptedParametersAndResults) {
     EXPECT_NE(none.code, 0);
     EXPECT_NE(none.err.find("QUEUER_ENCRYPTION_KEY"), std::string::npos) << none.err;
 }
+
+TEST_F(E2E, MasterDeletesExpiredArchiveRows) {
+    DaemonOptions o;
+    o.retention = "3s";
+    start_daemon(o);
+    auto old_job = add("noop");
+    ASSERT_EQ(wait(old_job).first, 0);
+    auto c = schema.connect();
+    // Without TimescaleDB the master deletes expired rows in bounded batches on its poll.
+    ASSERT_TRUE(eventually(
+        [&] {
+            db::Params p;
+            p.add(old_job);
+            return c.exec("SELECT 1 FROM job_archive WHERE rid = $1::uuid", p).rows() == 0;
+        },
+        20s));
+    // A fresh job is still there right after it ended.
+    auto fresh = add("noop");
+    ASSERT_EQ(wait(fresh).first, 0);
+    EXPECT_EQ(client().get_job_ended(fresh).status, "SUCCEEDED");
+}
