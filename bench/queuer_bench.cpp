@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -22,7 +23,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -73,8 +73,12 @@ double median(std::vector<double> v) {
     size_t n = v.size();
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
-double vmin(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
-double vmax(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
+double vmin(const std::vector<double>& v) {
+    return *std::min_element(v.begin(), v.end());
+}
+double vmax(const std::vector<double>& v) {
+    return *std::max_element(v.begin(), v.end());
+}
 
 // "median_<what>=... min=... max=..." (prefix "p" gives "p_median_<what>=... p_min=... p_max=...")
 std::string stat_line(const char* what, const std::vector<double>& v, int prec = 0,
@@ -88,11 +92,15 @@ int64_t wall_us() {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
-double secs(steady::duration d) { return std::chrono::duration<double>(d).count(); }
+double secs(steady::duration d) {
+    return std::chrono::duration<double>(d).count();
+}
 
 // ---- /proc ----
 
-long clk_tck() { return sysconf(_SC_CLK_TCK); }
+long clk_tck() {
+    return sysconf(_SC_CLK_TCK);
+}
 
 // utime + stime of a process in clock ticks (0 if gone).
 int64_t proc_ticks(pid_t pid) {
@@ -329,9 +337,9 @@ int w1(const Args& a) {
         }
     }
     drop_schema(schema);
-    fmt::print("workload=W1 mode=single jobs={} runs={} {} us_per_job={:.1f} rtt_select1_us={:.1f}\n",
-               single, runs, stat_line("jobs_per_s", single_rate), 1e6 / median(single_rate),
-               rtt_us);
+    fmt::print(
+        "workload=W1 mode=single jobs={} runs={} {} us_per_job={:.1f} rtt_select1_us={:.1f}\n",
+        single, runs, stat_line("jobs_per_s", single_rate), 1e6 / median(single_rate), rtt_us);
     fmt::print("workload=W1 mode=copy jobs={} runs={} {}\n", copy, runs,
                stat_line("jobs_per_s", copy_rate));
     return 0;
@@ -401,8 +409,8 @@ DrainResult drain_once(const DaemonConf& d, long n, const std::string& schema, b
     queuer::db::Params lp;
     lp.add(lsn1).add(lsn0);
     out.wal_bytes_per_job =
-        static_cast<double>(c.exec("SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::bigint", lp)
-                                .i64(0, 0)) /
+        static_cast<double>(
+            c.exec("SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::bigint", lp).i64(0, 0)) /
         static_cast<double>(n);
     auto left = scalar(c, "SELECT count(*) FROM job");
     auto ok = scalar(c, "SELECT count(*) FROM job_archive WHERE status = 'SUCCEEDED'");
@@ -472,19 +480,19 @@ int w2(const Args& a) {
         scpu.push_back(last.server_cpu_s * 1e6 / static_cast<double>(n));
         mcpu.push_back(last.machine_cpu_s * 1e6 / static_cast<double>(n));
         wal.push_back(last.wal_bytes_per_job);
-        fmt::print(stderr, "W2 {} c={} run {}: {:.0f} jobs/s ({:.2f} s), hwm {} kB\n",
-                   d.isolation, d.concurrency, r + 1, last.jobs_per_s, last.wall_s, last.hwm_kb);
+        fmt::print(stderr, "W2 {} c={} run {}: {:.0f} jobs/s ({:.2f} s), hwm {} kB\n", d.isolation,
+                   d.concurrency, r + 1, last.jobs_per_s, last.wall_s, last.hwm_kb);
     }
     std::string head = fmt::format("workload=W2 isolation={} concurrency={} jobs={} runs={}",
                                    d.isolation, d.concurrency, n, runs);
     fmt::print("{} {} {} startup_ms={:.0f}\n", head, stat_line("jobs_per_s", rate),
-               stat_line("jobs_per_s", span, 0, "span_"),
-               median(startup));
+               stat_line("jobs_per_s", span, 0, "span_"), median(startup));
     fmt::print("{} memory=1 median_rss_hwm_mb={:.1f} max_rss_hwm_mb={:.1f}\n", head, median(hwm),
                vmax(hwm));
-    fmt::print("{} cpu=1 median_daemon_cpu_us_per_job={:.1f} median_server_cpu_us_per_job={:.1f}"
-               " median_machine_cpu_us_per_job={:.1f} median_wal_bytes_per_job={:.0f}\n",
-               head, median(dcpu), median(scpu), median(mcpu), median(wal));
+    fmt::print(
+        "{} cpu=1 median_daemon_cpu_us_per_job={:.1f} median_server_cpu_us_per_job={:.1f}"
+        " median_machine_cpu_us_per_job={:.1f} median_wal_bytes_per_job={:.0f}\n",
+        head, median(dcpu), median(scpu), median(mcpu), median(wal));
     for (auto& s : last.statements) fmt::print("{} profile=1 {}\n", head, s);
     std::filesystem::remove_all(d.dir);  // kept on failure: the daemon's log is there
     return 0;
@@ -530,7 +538,8 @@ int w3(const Args& a) {
                 sent.reserve(static_cast<size_t>(n));
                 auto start = steady::now();
                 for (long i = 0; i < n; ++i) {
-                    std::this_thread::sleep_until(start + std::chrono::microseconds(interval_us * i));
+                    std::this_thread::sleep_until(start +
+                                                  std::chrono::microseconds(interval_us * i));
                     auto job = cl.add_job_json("noop", "[]", "{}", std::nullopt);
                     sent.emplace_back(job.rid, wall_us());  // the INSERT has committed
                 }
@@ -559,8 +568,8 @@ int w3(const Args& a) {
                 p50s.push_back(quantile(lat, 0.5));
                 p95s.push_back(quantile(lat, 0.95));
                 p99s.push_back(quantile(lat, 0.99));
-                fmt::print(stderr, "W3 run {}: p50 {:.3f} ms p99 {:.3f} ms\n", r + 1,
-                           p50s.back(), p99s.back());
+                fmt::print(stderr, "W3 run {}: p50 {:.3f} ms p99 {:.3f} ms\n", r + 1, p50s.back(),
+                           p99s.back());
             }
             after_rss = proc_rss(pid).first;
         } catch (...) {
@@ -574,26 +583,29 @@ int w3(const Args& a) {
     }
     drop_schema(schema);
     std::filesystem::remove_all(d.dir);
-    fmt::print("workload=W3 measure=insert_tx_to_claim_tx jobs={} runs={} interval_ms={:.1f} isolation={} concurrency={}"
-               " p50_ms={:.3f} p95_ms={:.3f} p99_ms={:.3f} max_ms={:.3f} min_ms={:.3f}"
-               " run_p50_ms_min={:.3f} run_p50_ms_max={:.3f} run_p99_ms_min={:.3f}"
-               " run_p99_ms_max={:.3f}\n",
-               n * runs, runs, static_cast<double>(interval_us) / 1000, d.isolation,
-               d.concurrency, quantile(all_start, 0.5), quantile(all_start, 0.95),
-               quantile(all_start, 0.99), vmax(all_start), vmin(all_start), vmin(p50s),
-               vmax(p50s), vmin(p99s), vmax(p99s));
-    fmt::print("workload=W3 measure=insert_to_finish_tx p50_ms={:.3f} p95_ms={:.3f}"
-               " p99_ms={:.3f}\n",
-               quantile(all_end, 0.5), quantile(all_end, 0.95), quantile(all_end, 0.99));
-    fmt::print("workload=W3 measure=client_commit_clock_to_claim_tx p50_ms={:.3f} p95_ms={:.3f}"
-               " p99_ms={:.3f} min_ms={:.3f}\n",
-               quantile(all_client, 0.5), quantile(all_client, 0.95), quantile(all_client, 0.99),
-               vmin(all_client));
-    fmt::print("workload=idle isolation={} concurrency={} seconds={} cpu_pct={:.3f} rss_mb={:.1f}"
-               " rss_hwm_mb={:.1f} rss_after_w3_mb={:.1f}\n",
-               d.isolation, d.concurrency, idle_s, idle_cpu_pct,
-               static_cast<double>(idle_rss) / 1024, static_cast<double>(idle_hwm) / 1024,
-               static_cast<double>(after_rss) / 1024);
+    fmt::print(
+        "workload=W3 measure=insert_tx_to_claim_tx jobs={} runs={} interval_ms={:.1f} isolation={} "
+        "concurrency={}"
+        " p50_ms={:.3f} p95_ms={:.3f} p99_ms={:.3f} max_ms={:.3f} min_ms={:.3f}"
+        " run_p50_ms_min={:.3f} run_p50_ms_max={:.3f} run_p99_ms_min={:.3f}"
+        " run_p99_ms_max={:.3f}\n",
+        n * runs, runs, static_cast<double>(interval_us) / 1000, d.isolation, d.concurrency,
+        quantile(all_start, 0.5), quantile(all_start, 0.95), quantile(all_start, 0.99),
+        vmax(all_start), vmin(all_start), vmin(p50s), vmax(p50s), vmin(p99s), vmax(p99s));
+    fmt::print(
+        "workload=W3 measure=insert_to_finish_tx p50_ms={:.3f} p95_ms={:.3f}"
+        " p99_ms={:.3f}\n",
+        quantile(all_end, 0.5), quantile(all_end, 0.95), quantile(all_end, 0.99));
+    fmt::print(
+        "workload=W3 measure=client_commit_clock_to_claim_tx p50_ms={:.3f} p95_ms={:.3f}"
+        " p99_ms={:.3f} min_ms={:.3f}\n",
+        quantile(all_client, 0.5), quantile(all_client, 0.95), quantile(all_client, 0.99),
+        vmin(all_client));
+    fmt::print(
+        "workload=idle isolation={} concurrency={} seconds={} cpu_pct={:.3f} rss_mb={:.1f}"
+        " rss_hwm_mb={:.1f} rss_after_w3_mb={:.1f}\n",
+        d.isolation, d.concurrency, idle_s, idle_cpu_pct, static_cast<double>(idle_rss) / 1024,
+        static_cast<double>(idle_hwm) / 1024, static_cast<double>(after_rss) / 1024);
     return 0;
 }
 

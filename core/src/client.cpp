@@ -19,9 +19,9 @@ const char* const kJobColumns =
 
 namespace {
 
-#define JOB_COLS                                                                                  \
+#define JOB_COLS                                                                                 \
     "id, rid, worker_id, worker_rid, options, task_name, parameters, parameters_keyed, status, " \
-    "scheduled_at, started_at, schedule_count, attempts, results, error, created_at, "          \
+    "scheduled_at, started_at, schedule_count, attempts, results, error, created_at, "           \
     "updated_at, parameters_encrypted, parameters_keyed_encrypted, results_encrypted"
 
 const db::Statement kInsertJob{
@@ -38,12 +38,12 @@ const db::Statement kSelectJobEnded{
     "queuer_select_job_ended",
     "SELECT " JOB_COLS " FROM job_archive WHERE rid = $1::uuid ORDER BY updated_at DESC LIMIT 1"};
 
-#define LIST_WHERE                                                                              \
-    " WHERE ($1::varchar = '' OR status = $1::varchar)"                                         \
-    " AND ($2::bigint = 0 OR id < $2::bigint)"                                                  \
-    " AND ($3::text = '' OR worker_rid = NULLIF($3::text, '')::uuid)"                           \
-    " AND ($4::text = '' OR rid::text ILIKE $4::text OR task_name ILIKE $4::text"               \
-    "      OR status ILIKE $4::text OR worker_id::text ILIKE $4::text)"                         \
+#define LIST_WHERE                                                                \
+    " WHERE ($1::varchar = '' OR status = $1::varchar)"                           \
+    " AND ($2::bigint = 0 OR id < $2::bigint)"                                    \
+    " AND ($3::text = '' OR worker_rid = NULLIF($3::text, '')::uuid)"             \
+    " AND ($4::text = '' OR rid::text ILIKE $4::text OR task_name ILIKE $4::text" \
+    "      OR status ILIKE $4::text OR worker_id::text ILIKE $4::text)"           \
     " ORDER BY id DESC LIMIT $5::int"
 
 const db::Statement kListJobs{"queuer_list_jobs", "SELECT " JOB_COLS " FROM job" LIST_WHERE};
@@ -63,7 +63,7 @@ const db::Statement kCancelJob{
     "  schedule_count, attempts, '[]', '', '', created_at, CURRENT_TIMESTAMP FROM moved "
     "RETURNING " JOB_COLS};
 
-#define WORKER_COLS                                                                       \
+#define WORKER_COLS                                                                           \
     "id, rid, name, options, available_tasks, available_next_interval, current_concurrency, " \
     "max_concurrency, status, created_at, updated_at"
 
@@ -143,11 +143,20 @@ void check_limit(int limit, int64_t last_id) {
 void copy_field(std::string& out, std::string_view v) {
     for (char c : v) {
         switch (c) {
-            case '\\': out += "\\\\"; break;
-            case '\t': out += "\\t"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            default: out += c;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            default:
+                out += c;
         }
     }
 }
@@ -199,9 +208,9 @@ Job Client::row_to_job(const db::Result& r, int i) const {
     auto sealed = [&](int col) -> std::optional<std::string> {
         if (r.is_null(i, col) || r.get(i, col).size() <= 2) return std::nullopt;
         if (!cipher_)
-            throw Error(ErrorKind::Crypto,
-                        fmt::format("job {} is encrypted; set QUEUER_ENCRYPTION_KEY to read it",
-                                    j.rid));
+            throw Error(
+                ErrorKind::Crypto,
+                fmt::format("job {} is encrypted; set QUEUER_ENCRYPTION_KEY to read it", j.rid));
         return cipher_->open(bytea_from_text(r.get(i, col)), fmt::format("job {}", j.rid));
     };
     if (auto p = sealed(17)) j.parameters = *p;
@@ -231,8 +240,10 @@ Job Client::insert_one(db::Connection& c, std::string_view task, std::string_vie
     }
     if (opts.schedule) {
         p.add(status::scheduled);
-        if (opts.schedule->start) p.add(format_time(*opts.schedule->start));
-        else p.add_null();
+        if (opts.schedule->start)
+            p.add(format_time(*opts.schedule->start));
+        else
+            p.add_null();
     } else {
         p.add(status::queued).add_null();
     }
@@ -251,9 +262,8 @@ Job Client::add_job_json(std::string_view task, std::string_view parameters,
     return insert_one(*c, task, parameters, parameters_keyed, std::move(options));
 }
 
-Job Client::add_job_json_tx(db::Connection& tx, std::string_view task,
-                            std::string_view parameters, std::string_view parameters_keyed,
-                            std::optional<Options> options) {
+Job Client::add_job_json_tx(db::Connection& tx, std::string_view task, std::string_view parameters,
+                            std::string_view parameters_keyed, std::optional<Options> options) {
     return insert_one(tx, task, parameters, parameters_keyed, std::move(options));
 }
 
@@ -267,8 +277,8 @@ std::vector<std::string> Client::add_jobs(const std::vector<BatchJob>& jobs) {
     for (size_t i = 0; i < jobs.size(); ++i) {
         const auto& b = jobs[i];
         auto where = [&](const Error& e) {
-            return Error(e.kind(), fmt::format("batch job {} (task \"{}\"): {}", i + 1, b.task,
-                                               e.what()));
+            return Error(e.kind(),
+                         fmt::format("batch job {} (task \"{}\"): {}", i + 1, b.task, e.what()));
         };
         std::string params, keyed, opts_json;
         bool scheduled = false;
@@ -308,8 +318,10 @@ std::vector<std::string> Client::add_jobs(const std::vector<BatchJob>& jobs) {
             data += '\t';
         }
         data += scheduled ? "SCHEDULED\t" : "QUEUED\t";
-        if (scheduled) data += scheduled_at;
-        else data += "\\N";
+        if (scheduled)
+            data += scheduled_at;
+        else
+            data += "\\N";
         data += '\t';
         if (cipher_) {
             copy_field(data, bytea_to_text(cipher_->seal(params)));
@@ -363,8 +375,12 @@ std::vector<Job> Client::select_jobs(bool archive, const JobQuery& q) {
     return out;
 }
 
-std::vector<Job> Client::get_jobs(const JobQuery& q) { return select_jobs(false, q); }
-std::vector<Job> Client::get_jobs_ended(const JobQuery& q) { return select_jobs(true, q); }
+std::vector<Job> Client::get_jobs(const JobQuery& q) {
+    return select_jobs(false, q);
+}
+std::vector<Job> Client::get_jobs_ended(const JobQuery& q) {
+    return select_jobs(true, q);
+}
 
 std::vector<Job> Client::get_jobs_by_worker_rid(std::string_view worker_rid, int64_t last_id,
                                                 int limit) {

@@ -13,9 +13,12 @@ namespace queuer {
 
 const char* to_string(TimescaleMode m) {
     switch (m) {
-        case TimescaleMode::Auto: return "auto";
-        case TimescaleMode::On: return "true";
-        case TimescaleMode::Off: return "false";
+        case TimescaleMode::Auto:
+            return "auto";
+        case TimescaleMode::On:
+            return "true";
+        case TimescaleMode::Off:
+            return "false";
     }
     return "auto";
 }
@@ -93,8 +96,8 @@ std::vector<std::pair<std::string, std::string>> DatabaseConfig::libpq_params() 
         {"sslmode", sslmode},
         {"application_name", application_name},
         {"connect_timeout", std::to_string(connect_timeout_seconds)},
-        {"options", fmt::format("-c search_path={} -c statement_timeout={} -c TimeZone=UTC",
-                                schema, statement_timeout_ms)},
+        {"options", fmt::format("-c search_path={} -c statement_timeout={} -c TimeZone=UTC", schema,
+                                statement_timeout_ms)},
     };
     if (!password.empty()) p.emplace_back("password", password);
     return p;

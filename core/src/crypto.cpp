@@ -25,8 +25,8 @@ Cipher::Cipher(std::string_view key_text) {
     size_t len = 0;
     bool ok = false;
     if (k.size() == 64) {
-        ok = sodium_hex2bin(key_.data(), key_.size(), k.data(), k.size(), nullptr, &len,
-                            nullptr) == 0 &&
+        ok = sodium_hex2bin(key_.data(), key_.size(), k.data(), k.size(), nullptr, &len, nullptr) ==
+                 0 &&
              len == 32;
     }
     if (!ok) {
@@ -51,7 +51,9 @@ Cipher::Cipher(std::string_view key_text) {
     }
 }
 
-Cipher::~Cipher() { sodium_memzero(key_.data(), key_.size()); }
+Cipher::~Cipher() {
+    sodium_memzero(key_.data(), key_.size());
+}
 
 std::string Cipher::seal(std::string_view plain) const {
     constexpr size_t nlen = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
@@ -59,9 +61,9 @@ std::string Cipher::seal(std::string_view plain) const {
     auto* o = reinterpret_cast<unsigned char*>(out.data());
     randombytes_buf(o, nlen);
     unsigned long long clen = 0;
-    crypto_aead_xchacha20poly1305_ietf_encrypt(
-        o + nlen, &clen, reinterpret_cast<const unsigned char*>(plain.data()), plain.size(),
-        nullptr, 0, nullptr, o, key_.data());
+    crypto_aead_xchacha20poly1305_ietf_encrypt(o + nlen, &clen,
+                                               reinterpret_cast<const unsigned char*>(plain.data()),
+                                               plain.size(), nullptr, 0, nullptr, o, key_.data());
     out.resize(nlen + clen);
     return out;
 }
@@ -118,10 +120,11 @@ std::string random_uuid() {
     randombytes_buf(b, sizeof b);
     b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
     b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-    return fmt::format("{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}"
-                       "{:02x}{:02x}{:02x}{:02x}",
-                       b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-                       b[12], b[13], b[14], b[15]);
+    return fmt::format(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}"
+        "{:02x}{:02x}{:02x}{:02x}",
+        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+        b[14], b[15]);
 }
 
 }  // namespace queuer

@@ -26,7 +26,9 @@ Result::~Result() {
     if (r_) PQclear(r_);
 }
 
-int Result::rows() const { return r_ ? PQntuples(r_) : 0; }
+int Result::rows() const {
+    return r_ ? PQntuples(r_) : 0;
+}
 
 int Result::column(const char* name) const {
     int c = r_ ? PQfnumber(r_, name) : -1;
@@ -34,7 +36,9 @@ int Result::column(const char* name) const {
     return c;
 }
 
-bool Result::is_null(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
+bool Result::is_null(int row, int col) const {
+    return PQgetisnull(r_, row, col) != 0;
+}
 
 std::string_view Result::get(int row, int col) const {
     return std::string_view(PQgetvalue(r_, row, col),
@@ -134,9 +138,13 @@ Connection::~Connection() {
     if (conn_) PQfinish(conn_);
 }
 
-bool Connection::ok() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+bool Connection::ok() const {
+    return conn_ && PQstatus(conn_) == CONNECTION_OK;
+}
 
-int Connection::socket() const { return conn_ ? PQsocket(conn_) : -1; }
+int Connection::socket() const {
+    return conn_ ? PQsocket(conn_) : -1;
+}
 
 Result Connection::check(PGresult* r, std::string_view what) {
     if (!r) {
@@ -169,8 +177,8 @@ Result Connection::exec(std::string_view sql) {
 Result Connection::exec(std::string_view sql, const Params& params) {
     std::string s(sql);
     auto ptrs = params.pointers();
-    return check(PQexecParams(conn_, s.c_str(), static_cast<int>(ptrs.size()), nullptr,
-                              ptrs.data(), nullptr, nullptr, 0),
+    return check(PQexecParams(conn_, s.c_str(), static_cast<int>(ptrs.size()), nullptr, ptrs.data(),
+                              nullptr, nullptr, 0),
                  "query failed");
 }
 
@@ -216,9 +224,8 @@ void Connection::listen(std::string_view channel) {
 std::vector<Notification> Connection::drain_notifications() {
     std::vector<Notification> out;
     if (PQconsumeInput(conn_) == 0) {
-        throw Error(ErrorKind::Connection,
-                    fmt::format("lost the listening connection: {}",
-                                trim_message(PQerrorMessage(conn_))));
+        throw Error(ErrorKind::Connection, fmt::format("lost the listening connection: {}",
+                                                       trim_message(PQerrorMessage(conn_))));
     }
     while (PGnotify* n = PQnotifies(conn_)) {
         out.push_back({n->relname, n->extra ? n->extra : ""});
@@ -229,7 +236,9 @@ std::vector<Notification> Connection::drain_notifications() {
 
 // ---- Transaction ----
 
-Transaction::Transaction(Connection& c) : c_(c) { c_.exec("BEGIN"); }
+Transaction::Transaction(Connection& c) : c_(c) {
+    c_.exec("BEGIN");
+}
 
 Transaction::~Transaction() {
     if (!done_ && c_.ok()) {

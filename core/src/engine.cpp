@@ -16,8 +16,8 @@ namespace queuer {
 
 using namespace std::chrono_literals;
 using detail::Completion;
-using detail::TaskDone;
 using detail::queue_work;
+using detail::TaskDone;
 using steady = std::chrono::steady_clock;
 
 namespace {
@@ -48,9 +48,8 @@ Queuer::Engine::Engine(Queuer& q_, EngineOptions o) : q(q_), opts(o) {
     loop.data = this;
     uv_async_init(&loop, &async, [](uv_async_t* h) { self<Engine>((uv_handle_t*)h)->on_async(); });
     async.data = this;
-    for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer,
-                          &retry_timer, &listen_timer, &tick_timer, &master_timer,
-                          &flush_timer}) {
+    for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer, &retry_timer,
+                          &listen_timer, &tick_timer, &master_timer, &flush_timer}) {
         uv_timer_init(&loop, t);
         t->data = this;
     }
@@ -90,29 +89,26 @@ void Queuer::Engine::start(bool claim) {
         static_cast<uint64_t>(opts.heartbeat_interval.count()));
     if (claim_jobs) {
         uv_timer_start(
-            &poll_timer, [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->request_claim(); },
-            0, static_cast<uint64_t>(opts.poll_interval.count()));
+            &poll_timer, [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->request_claim(); }, 0,
+            static_cast<uint64_t>(opts.poll_interval.count()));
     }
     auto tick = [](uv_timer_t* t) {
         self<Engine>((uv_handle_t*)t)->last_tick_ms =
-            std::chrono::duration_cast<std::chrono::milliseconds>(
-                steady::now().time_since_epoch())
+            std::chrono::duration_cast<std::chrono::milliseconds>(steady::now().time_since_epoch())
                 .count();
     };
     tick(&tick_timer);
     uv_timer_start(&tick_timer, tick, 1000, 1000);
     if (opts.master && claim_jobs) {
-        auto every = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         opts.master->master_poll_interval)
-                         .count();
+        auto every =
+            std::chrono::duration_cast<std::chrono::milliseconds>(opts.master->master_poll_interval)
+                .count();
         uv_timer_start(
-            &master_timer, [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->master_tick(); },
-            0, static_cast<uint64_t>(std::max<int64_t>(every, 100)));
+            &master_timer, [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->master_tick(); }, 0,
+            static_cast<uint64_t>(std::max<int64_t>(every, 100)));
     }
     started = true;
-    thread = std::thread([this] {
-        uv_run(&loop, UV_RUN_DEFAULT);
-    });
+    thread = std::thread([this] { uv_run(&loop, UV_RUN_DEFAULT); });
 }
 
 // ---- commands and completions ----
@@ -247,8 +243,8 @@ void Queuer::Engine::dispatch(Job job) {
     init.parameters_keyed = job.parameters_keyed;
     init.client = &q;
     if (r.on_error && r.on_error->timeout > 0) {
-        r.deadline = steady::now() + std::chrono::duration_cast<steady::duration>(
-                                         Seconds(r.on_error->timeout));
+        r.deadline = steady::now() +
+                     std::chrono::duration_cast<steady::duration>(Seconds(r.on_error->timeout));
         init.deadline = r.deadline;
     }
     r.ctx = std::make_shared<JobContext>(std::move(init));
@@ -270,8 +266,7 @@ void Queuer::Engine::dispatch(Job job) {
         handle_done(std::move(d));
         return;
     }
-    spdlog::debug("job {}: started {} (attempt {})", ctx->rid(), ctx->task_name(),
-                  ctx->attempt());
+    spdlog::debug("job {}: started {} (attempt {})", ctx->rid(), ctx->task_name(), ctx->attempt());
     ++threads_running;
     pool.submit([sink = sink, ctx, fn = it->second, run] {
         TaskDone d;
@@ -327,8 +322,10 @@ void Queuer::Engine::handle_done(TaskDone d) {
             c.id = r.job.id;
             c.run = r.run;
             c.action = "SUCCEEDED";
-            if (q.cipher_) c.sealed = bytea_to_text(q.cipher_->seal(results)).substr(2);
-            else c.results = json::compact(results, "results");
+            if (q.cipher_)
+                c.sealed = bytea_to_text(q.cipher_->seal(results)).substr(2);
+            else
+                c.results = json::compact(results, "results");
             c.next_at = next_run(r.job);
             spdlog::debug("job {}: {} succeeded", r.job.rid, r.job.task_name);
             pending.push_back(std::move(c));
@@ -370,9 +367,10 @@ std::optional<TimePoint> Queuer::Engine::next_run(const Job& j) {
     if (!s.next_interval.empty()) {
         auto it = nifs.find(s.next_interval);
         if (it == nifs.end()) {
-            spdlog::error("job {}: next-interval function \"{}\" is not registered here; the "
-                          "series ends",
-                          j.rid, s.next_interval);
+            spdlog::error(
+                "job {}: next-interval function \"{}\" is not registered here; the "
+                "series ends",
+                j.rid, s.next_interval);
             return std::nullopt;
         }
         try {
@@ -386,8 +384,8 @@ std::optional<TimePoint> Queuer::Engine::next_run(const Job& j) {
     if (s.interval.count() <= 0) return std::nullopt;
     // start + count * interval: evenly spaced, whatever retries did to scheduled_at.
     TimePoint start = s.start.value_or(base);
-    return start + std::chrono::duration_cast<std::chrono::microseconds>(s.interval) *
-                       j.schedule_count;
+    return start +
+           std::chrono::duration_cast<std::chrono::microseconds>(s.interval) * j.schedule_count;
 }
 
 // ---- timeouts ----
@@ -420,9 +418,10 @@ void Queuer::Engine::check_deadlines() {
             complete_failure(r, fmt::format("task timed out after {}s", r.on_error->timeout));
         } else if (r.abandoned && !r.warned && *r.deadline + 5s <= now) {
             r.warned = true;
-            spdlog::warn("job {}: task {} ignores cancellation; its thread stays busy until it "
-                         "returns",
-                         r.job.rid, r.job.task_name);
+            spdlog::warn(
+                "job {}: task {} ignores cancellation; its thread stays busy until it "
+                "returns",
+                r.job.rid, r.job.task_name);
         }
     }
     request_flush();
@@ -506,8 +505,8 @@ void Queuer::Engine::request_flush() {
             if (out->error) {
                 // Keep every result; write them when the database answers again.
                 finish_backoff = backoff(finish_backoff);
-                spdlog::warn("writing {} job results failed, retrying in {} ms: {}",
-                             batch->size(), finish_backoff.count(), out->error->what());
+                spdlog::warn("writing {} job results failed, retrying in {} ms: {}", batch->size(),
+                             finish_backoff.count(), out->error->what());
                 pending.insert(pending.begin(), batch->begin(), batch->end());
                 uv_timer_start(
                     &retry_timer,
@@ -525,8 +524,8 @@ void Queuer::Engine::request_flush() {
                         release_if_done(c.run);
                     }
                     if (c.next_at) {
-                        auto in = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            *c.next_at - now());
+                        auto in = std::chrono::duration_cast<std::chrono::milliseconds>(*c.next_at -
+                                                                                        now());
                         arm_due_timer(std::max(in, 0ms) + 5ms);
                     }
                 }
@@ -607,8 +606,8 @@ void Queuer::Engine::apply_worker_status(const std::string& status) {
         if (!graceful_stop_requested) {
             graceful_stop_requested = true;
             accepting = false;
-            spdlog::info("worker {} is stopping gracefully: no new jobs, {} running",
-                         q.worker_.rid, slots_busy);
+            spdlog::info("worker {} is stopping gracefully: no new jobs, {} running", q.worker_.rid,
+                         slots_busy);
         }
         if (slots_busy == 0 && !stopped_notified) {
             stopped_notified = true;
@@ -702,9 +701,8 @@ void Queuer::Engine::close_handles() {
         if (!uv_is_closing((uv_handle_t*)h)) uv_close((uv_handle_t*)h, nullptr);
     };
     close(&async);
-    for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer,
-                          &retry_timer, &listen_timer, &tick_timer, &master_timer,
-                          &flush_timer})
+    for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer, &retry_timer,
+                          &listen_timer, &tick_timer, &master_timer, &flush_timer})
         close(t);
     if (listen_poll_open) {
         listen_poll_open = false;
@@ -750,8 +748,9 @@ void Queuer::Engine::stop(std::chrono::milliseconds grace) {
     {
         std::unique_lock lk(state_mu);
         if (!state_cv.wait_for(lk, 15s, [&] { return published_flushed; }))
-            spdlog::error("shutdown: some job results could not be written; those jobs stay "
-                          "RUNNING until the master recovers them");
+            spdlog::error(
+                "shutdown: some job results could not be written; those jobs stay "
+                "RUNNING until the master recovers them");
     }
     // 5. Close the loop.
     post([this] {
@@ -769,15 +768,13 @@ void Queuer::Engine::stop(std::chrono::milliseconds grace) {
             q.pool().acquire()->exec(detail::kReleaseMaster, p);
             spdlog::info("released the master lock");
         } catch (const Error& e) {
-            spdlog::warn("could not release the master lock (it expires by itself): {}",
-                         e.what());
+            spdlog::warn("could not release the master lock (it expires by itself): {}", e.what());
         }
         master = false;
     }
     size_t stuck = pool.shutdown(5s);
     if (stuck)
-        spdlog::warn("shutdown: {} task threads ignore cancellation and were left running",
-                     stuck);
+        spdlog::warn("shutdown: {} task threads ignore cancellation and were left running", stuck);
 }
 
 }  // namespace queuer

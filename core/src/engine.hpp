@@ -143,8 +143,7 @@ struct Queuer::Engine {
     std::vector<std::string> task_names, nif_names;
 
     // Connections used by work items (one work item of each kind at a time).
-    std::unique_ptr<db::Connection> listen_conn, claim_conn, finish_conn, control_conn,
-        master_conn;
+    std::unique_ptr<db::Connection> listen_conn, claim_conn, finish_conn, control_conn, master_conn;
 
     // ---- loop state ----
     std::unordered_map<uint64_t, Running> running;  // by run (dispatch) number

@@ -97,7 +97,8 @@ inline const db::Statement kFinish{
     " UPDATE job j SET status = 'RUNNING', worker_id = $13::bigint, worker_rid = $7::uuid,"
     "  started_at = CURRENT_TIMESTAMP, schedule_count = j.schedule_count + 1,"
     "  attempts = j.attempts + 1, updated_at = CURRENT_TIMESTAMP"
-    " FROM picked WHERE j.id = picked.id RETURNING " QUEUER_J_COLS ")"
+    " FROM picked WHERE j.id = picked.id RETURNING " QUEUER_J_COLS
+    ")"
     " SELECT * FROM claimed"};  // data-modifying CTEs run to completion, read or not
 
 inline const db::Statement kHeartbeat{

@@ -59,9 +59,9 @@ rapidjson::Document parse_or_throw(std::string_view text, std::string_view what)
     rapidjson::Document d;
     d.Parse(text.data(), text.size());
     if (d.HasParseError()) {
-        throw Error(ErrorKind::Invalid,
-                    fmt::format("{} is not valid JSON: {} at offset {}", what,
-                                rapidjson::GetParseError_En(d.GetParseError()), d.GetErrorOffset()));
+        throw Error(ErrorKind::Invalid, fmt::format("{} is not valid JSON: {} at offset {}", what,
+                                                    rapidjson::GetParseError_En(d.GetParseError()),
+                                                    d.GetErrorOffset()));
     }
     return d;
 }

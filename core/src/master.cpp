@@ -11,7 +11,9 @@
 namespace queuer {
 
 namespace {
-double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+double seconds(std::chrono::nanoseconds d) {
+    return std::chrono::duration<double>(d).count();
+}
 }  // namespace
 
 void Queuer::Engine::master_tick() {
@@ -48,21 +50,23 @@ void Queuer::Engine::master_tick() {
                 out->failed = r.i64(0, 2);
                 out->deleted = r.i64(0, 3);
                 if (s.retention_archive.count() <= 0) return;
-                bool hyper = c.exec("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
-                                 .rows() > 0 &&
-                             c.exec("SELECT 1 FROM timescaledb_information.hypertables"
-                                    " WHERE hypertable_name = 'job_archive'"
-                                    " AND hypertable_schema = current_schema()")
-                                     .rows() > 0;
+                bool hyper =
+                    c.exec("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").rows() > 0 &&
+                    c.exec(
+                         "SELECT 1 FROM timescaledb_information.hypertables"
+                         " WHERE hypertable_name = 'job_archive'"
+                         " AND hypertable_schema = current_schema()")
+                            .rows() > 0;
                 if (hyper) {
                     // TimescaleDB drops whole chunks itself; (re)install the policy once.
                     if (!retention_done) {
                         db::Params p;
                         p.add(fmt::format("{} seconds", seconds(s.retention_archive)));
                         c.exec("SELECT remove_retention_policy('job_archive', if_exists => TRUE)");
-                        c.exec("SELECT add_retention_policy('job_archive', "
-                               "drop_after => $1::interval)",
-                               p);
+                        c.exec(
+                            "SELECT add_retention_policy('job_archive', "
+                            "drop_after => $1::interval)",
+                            p);
                         out->retention_applied = true;
                     }
                     return;
@@ -88,13 +92,16 @@ void Queuer::Engine::master_tick() {
             if (out->retention_applied) retention_applied = true;
             if (out->is_master != master.load()) {
                 master = out->is_master;
-                if (out->is_master) spdlog::info("this worker is now the master");
-                else spdlog::info("this worker is no longer the master");
+                if (out->is_master)
+                    spdlog::info("this worker is now the master");
+                else
+                    spdlog::info("this worker is no longer the master");
             }
             if (out->stale || out->requeued || out->failed || out->deleted)
-                spdlog::info("master: {} stale workers stopped, {} of their jobs requeued, {} "
-                             "failed (no retries left), {} old workers deleted",
-                             out->stale, out->requeued, out->failed, out->deleted);
+                spdlog::info(
+                    "master: {} stale workers stopped, {} of their jobs requeued, {} "
+                    "failed (no retries left), {} old workers deleted",
+                    out->stale, out->requeued, out->failed, out->deleted);
             if (out->expired) spdlog::info("master: {} expired archive rows deleted", out->expired);
             if (out->requeued) request_claim();
         });

@@ -22,11 +22,15 @@ TimePoint now() {
         std::chrono::system_clock::now());
 }
 
-std::string format_time(TimePoint tp) { return date::format("%FT%TZ", tp); }
+std::string format_time(TimePoint tp) {
+    return date::format("%FT%TZ", tp);
+}
 
 namespace {
 
-[[noreturn]] void invalid(std::string msg) { throw Error(ErrorKind::Invalid, std::move(msg)); }
+[[noreturn]] void invalid(std::string msg) {
+    throw Error(ErrorKind::Invalid, std::move(msg));
+}
 
 bool read_int(std::string_view s, size_t& pos, size_t digits, int& out) {
     if (pos + digits > s.size()) return false;
@@ -45,9 +49,10 @@ bool read_int(std::string_view s, size_t& pos, size_t digits, int& out) {
 
 TimePoint parse_time(std::string_view s, std::string_view what) {
     auto bad = [&]() -> TimePoint {
-        invalid(fmt::format("{} is not a timestamp (expected RFC 3339, e.g. "
-                            "2026-01-02T15:04:05Z): \"{}\"",
-                            what, s));
+        invalid(
+            fmt::format("{} is not a timestamp (expected RFC 3339, e.g. "
+                        "2026-01-02T15:04:05Z): \"{}\"",
+                        what, s));
     };
     size_t p = 0;
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
@@ -98,9 +103,10 @@ TimePoint parse_time(std::string_view s, std::string_view what) {
 
 std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view what) {
     auto bad = [&]() -> std::chrono::nanoseconds {
-        invalid(fmt::format("{} is not a duration (expected e.g. 500ms, 3s, 5m, 2h, 30d or "
-                            "seconds): \"{}\"",
-                            what, text));
+        invalid(
+            fmt::format("{} is not a duration (expected e.g. 500ms, 3s, 5m, 2h, 30d or "
+                        "seconds): \"{}\"",
+                        what, text));
     };
     std::string_view s = text;
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
@@ -116,14 +122,22 @@ std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view 
     if (ec != std::errc() || ptr != s.data() + num_end) return bad();
     std::string_view unit = s.substr(num_end);
     double ns_per = 1e9;
-    if (unit.empty() || unit == "s") ns_per = 1e9;
-    else if (unit == "ms") ns_per = 1e6;
-    else if (unit == "us") ns_per = 1e3;
-    else if (unit == "ns") ns_per = 1;
-    else if (unit == "m" || unit == "min") ns_per = 60e9;
-    else if (unit == "h") ns_per = 3600e9;
-    else if (unit == "d") ns_per = 86400e9;
-    else return bad();
+    if (unit.empty() || unit == "s")
+        ns_per = 1e9;
+    else if (unit == "ms")
+        ns_per = 1e6;
+    else if (unit == "us")
+        ns_per = 1e3;
+    else if (unit == "ns")
+        ns_per = 1;
+    else if (unit == "m" || unit == "min")
+        ns_per = 60e9;
+    else if (unit == "h")
+        ns_per = 3600e9;
+    else if (unit == "d")
+        ns_per = 86400e9;
+    else
+        return bad();
     // Beyond ~292 years int64 nanoseconds would wrap; refuse rather than return garbage.
     double ns = value * ns_per;
     if (!std::isfinite(ns) || ns >= 9.2e18) return bad();
@@ -132,9 +146,12 @@ std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view 
 
 const char* to_string(RetryBackoff b) {
     switch (b) {
-        case RetryBackoff::None: return "none";
-        case RetryBackoff::Linear: return "linear";
-        case RetryBackoff::Exponential: return "exponential";
+        case RetryBackoff::None:
+            return "none";
+        case RetryBackoff::Linear:
+            return "linear";
+        case RetryBackoff::Exponential:
+            return "exponential";
     }
     return "none";
 }
@@ -152,9 +169,14 @@ std::chrono::milliseconds OnError::delay_before_retry(int k) const {
     if (k < 1) k = 1;
     double d = retry_delay;
     switch (retry_backoff) {
-        case RetryBackoff::None: break;
-        case RetryBackoff::Linear: d = retry_delay * k; break;
-        case RetryBackoff::Exponential: d = retry_delay * std::pow(2.0, std::min(k - 1, 40)); break;
+        case RetryBackoff::None:
+            break;
+        case RetryBackoff::Linear:
+            d = retry_delay * k;
+            break;
+        case RetryBackoff::Exponential:
+            d = retry_delay * std::pow(2.0, std::min(k - 1, 40));
+            break;
     }
     d = std::min(d, 365.0 * 86400.0);
     return std::chrono::milliseconds(static_cast<int64_t>(std::llround(d * 1000.0)));
@@ -227,8 +249,7 @@ double number_field(const rapidjson::Value& v, std::string_view field) {
 
 int int_field(const rapidjson::Value& v, std::string_view field) {
     if (v.IsInt()) return v.GetInt();
-    if (v.IsDouble() && std::floor(v.GetDouble()) == v.GetDouble() &&
-        std::abs(v.GetDouble()) < 2e9)
+    if (v.IsDouble() && std::floor(v.GetDouble()) == v.GetDouble() && std::abs(v.GetDouble()) < 2e9)
         return static_cast<int>(v.GetDouble());
     invalid(fmt::format("{} must be an integer", field));
 }
@@ -248,10 +269,14 @@ OnError on_error_from(const rapidjson::Value& v) {
             if (!it->value.IsString())
                 invalid("on_error.retry_backoff must be one of: none, linear, exponential");
             std::string_view b(it->value.GetString(), it->value.GetStringLength());
-            if (b == "none" || b.empty()) e.retry_backoff = RetryBackoff::None;
-            else if (b == "linear") e.retry_backoff = RetryBackoff::Linear;
-            else if (b == "exponential") e.retry_backoff = RetryBackoff::Exponential;
-            else invalid("on_error.retry_backoff must be one of: none, linear, exponential");
+            if (b == "none" || b.empty())
+                e.retry_backoff = RetryBackoff::None;
+            else if (b == "linear")
+                e.retry_backoff = RetryBackoff::Linear;
+            else if (b == "exponential")
+                e.retry_backoff = RetryBackoff::Exponential;
+            else
+                invalid("on_error.retry_backoff must be one of: none, linear, exponential");
         } else {
             invalid(fmt::format("on_error has an unknown field \"{}\"", key));
         }
@@ -277,15 +302,16 @@ Schedule schedule_from(const rapidjson::Value& v) {
             // Go writes integer nanoseconds, Python float seconds; strings like "5s" are ours.
             if (val.IsNull()) continue;
             if (val.IsString()) {
-                s.interval = parse_duration(std::string_view(val.GetString(), val.GetStringLength()),
-                                            "schedule.interval");
+                s.interval = parse_duration(
+                    std::string_view(val.GetString(), val.GetStringLength()), "schedule.interval");
             } else if (val.IsInt64()) {
                 s.interval = std::chrono::nanoseconds(val.GetInt64());
             } else if (val.IsNumber()) {
                 s.interval = std::chrono::nanoseconds(std::llround(val.GetDouble() * 1e9));
             } else {
-                invalid("schedule.interval must be integer nanoseconds, seconds as a decimal "
-                        "number, or a duration string like \"5s\"");
+                invalid(
+                    "schedule.interval must be integer nanoseconds, seconds as a decimal "
+                    "number, or a duration string like \"5s\"");
             }
         } else if (key == "next_interval") {
             if (val.IsNull()) continue;
@@ -329,16 +355,22 @@ Options options_from(const rapidjson::Value& v) {
 }
 
 void write_time_or_null(Writer& w, const std::optional<TimePoint>& tp) {
-    if (tp) w.String(format_time(*tp).c_str());
-    else w.Null();
+    if (tp)
+        w.String(format_time(*tp).c_str());
+    else
+        w.Null();
 }
 
 void write_raw(Writer& w, const std::string& json, rapidjson::Type type) {
-    if (json.empty()) w.Null();
-    else w.RawValue(json.data(), json.size(), type);
+    if (json.empty())
+        w.Null();
+    else
+        w.RawValue(json.data(), json.size(), type);
 }
 
-std::string finish(rapidjson::StringBuffer& sb) { return std::string(sb.GetString(), sb.GetSize()); }
+std::string finish(rapidjson::StringBuffer& sb) {
+    return std::string(sb.GetString(), sb.GetSize());
+}
 
 }  // namespace
 
@@ -349,7 +381,9 @@ std::string OnError::to_json() const {
     return finish(sb);
 }
 
-OnError OnError::from_json(std::string_view text) { return on_error_from(parse(text, "on_error")); }
+OnError OnError::from_json(std::string_view text) {
+    return on_error_from(parse(text, "on_error"));
+}
 
 // ---- Schedule ----
 
@@ -357,8 +391,9 @@ void Schedule::validate() const {
     if (max_count < 0) invalid("schedule.max_count cannot be negative");
     if (interval.count() < 0) invalid("schedule.interval cannot be negative");
     if (max_count != 1 && interval.count() <= 0 && next_interval.empty())
-        invalid("schedule needs a positive interval or a next_interval when max_count is 0 "
-                "(forever) or greater than 1");
+        invalid(
+            "schedule needs a positive interval or a next_interval when max_count is 0 "
+            "(forever) or greater than 1");
     if (next_interval.size() > 100) invalid("schedule.next_interval is longer than 100 characters");
 }
 
@@ -369,7 +404,9 @@ std::string Schedule::to_json() const {
     return finish(sb);
 }
 
-Schedule Schedule::from_json(std::string_view text) { return schedule_from(parse(text, "schedule")); }
+Schedule Schedule::from_json(std::string_view text) {
+    return schedule_from(parse(text, "schedule"));
+}
 
 // ---- Options ----
 
@@ -406,8 +443,10 @@ std::string Job::to_json() const {
     w.Key("worker_id");
     w.Int64(worker_id);
     w.Key("worker_rid");
-    if (worker_rid.empty()) w.Null();
-    else w.String(worker_rid.c_str());
+    if (worker_rid.empty())
+        w.Null();
+    else
+        w.String(worker_rid.c_str());
     w.Key("options");
     write_options(w, options);
     w.Key("task_name");
@@ -562,8 +601,10 @@ std::string Master::to_json() const {
     w.Key("worker_id");
     w.Int64(worker_id);
     w.Key("worker_rid");
-    if (worker_rid.empty()) w.Null();
-    else w.String(worker_rid.c_str());
+    if (worker_rid.empty())
+        w.Null();
+    else
+        w.String(worker_rid.c_str());
     w.Key("created_at");
     w.String(format_time(created_at).c_str());
     w.Key("updated_at");

@@ -89,7 +89,8 @@ Task Queuer::add_task(std::string name, TaskFunc func) {
     validate_task_name(name);
     if (!func) throw Error(ErrorKind::Invalid, fmt::format("task \"{}\" has no function", name));
     for (const auto& t : worker_.available_tasks)
-        if (t == name) throw Error(ErrorKind::Invalid, fmt::format("task already exists: {}", name));
+        if (t == name)
+            throw Error(ErrorKind::Invalid, fmt::format("task already exists: {}", name));
     worker_.available_tasks.push_back(name);
     update_worker_row();
     auto apply = [e = engine_.get(), name, func = std::move(func)] {
@@ -97,8 +98,10 @@ Task Queuer::add_task(std::string name, TaskFunc func) {
         e->task_names.push_back(name);
         e->request_claim();
     };
-    if (engine_->started) engine_->post(std::move(apply));
-    else apply();
+    if (engine_->started)
+        engine_->post(std::move(apply));
+    else
+        apply();
     return Task{name};
 }
 
@@ -118,8 +121,10 @@ void Queuer::add_next_interval_func(std::string name, NextIntervalFunc func) {
         e->nif_names.push_back(name);
         e->request_claim();
     };
-    if (engine_->started) engine_->post(std::move(apply));
-    else apply();
+    if (engine_->started)
+        engine_->post(std::move(apply));
+    else
+        apply();
 }
 
 void Queuer::start() {
@@ -162,7 +167,9 @@ void Queuer::stop(std::chrono::milliseconds grace) {
     }
 }
 
-bool Queuer::running() const { return engine_->thread.joinable(); }
+bool Queuer::running() const {
+    return engine_->thread.joinable();
+}
 
 void Queuer::set_max_concurrency(int n) {
     if (n < 1 || n > 1000)
@@ -186,7 +193,9 @@ void Queuer::on_job_update(std::function<void(const JobEvent&)> cb) {
 void Queuer::on_job_ended(std::function<void(const JobEvent&)> cb) {
     engine_->on_ended = std::move(cb);
 }
-void Queuer::on_stopped(std::function<void()> cb) { engine_->on_stopped = std::move(cb); }
+void Queuer::on_stopped(std::function<void()> cb) {
+    engine_->on_stopped = std::move(cb);
+}
 
 bool Queuer::loop_healthy(std::chrono::milliseconds max_age) const {
     if (!engine_->thread.joinable()) return false;
@@ -196,10 +205,16 @@ bool Queuer::loop_healthy(std::chrono::milliseconds max_age) const {
     return now_ms - engine_->last_tick_ms.load() <= max_age.count();
 }
 
-bool Queuer::is_master() const { return engine_->master.load(); }
+bool Queuer::is_master() const {
+    return engine_->master.load();
+}
 
-int Queuer::running_jobs() const { return engine_->busy_count.load(); }
-int Queuer::max_concurrency() const { return engine_->max_concurrency.load(); }
+int Queuer::running_jobs() const {
+    return engine_->busy_count.load();
+}
+int Queuer::max_concurrency() const {
+    return engine_->max_concurrency.load();
+}
 
 std::unique_ptr<Queuer> new_queuer(std::string name, int max_concurrency,
                                    std::optional<OnError> on_error) {

@@ -29,11 +29,12 @@ struct Migration {
     "output_updated_at TIMESTAMP"
 
 // Plaintext columns; pgcrypto decryption only when a key is given and the column is sealed.
-#define QUEUER_COMPAT_DECRYPT(enc, plain)                                                   \
-    "CASE WHEN octet_length(" enc ") > 0 AND COALESCE(input_encryption_key, '') <> '' "    \
+#define QUEUER_COMPAT_DECRYPT(enc, plain)                 \
+    "CASE WHEN octet_length(" enc                         \
+    ") > 0 AND COALESCE(input_encryption_key, '') <> '' " \
     "THEN queuer_compat_decrypt(" enc ", " plain ", input_encryption_key) ELSE " plain " END"
 
-#define QUEUER_COMPAT_JOB_SEL                                                                  \
+#define QUEUER_COMPAT_JOB_SEL \
     "j.id, j.rid, j.worker_id, j.worker_rid, j.options, j.task_name, "                         \
     QUEUER_COMPAT_DECRYPT("j.parameters_encrypted", "j.parameters") ", "                       \
     QUEUER_COMPAT_DECRYPT("j.parameters_keyed_encrypted", "j.parameters_keyed") ", "           \
@@ -41,14 +42,14 @@ struct Migration {
     QUEUER_COMPAT_DECRYPT("j.results_encrypted", "j.results") ", "                             \
     "j.error, j.created_at, j.updated_at"
 
-#define QUEUER_COMPAT_WORKER_OUT                                                               \
-    "output_id BIGINT, output_rid UUID, output_name VARCHAR(100), output_options JSONB, "      \
-    "output_available_tasks VARCHAR[], output_available_next_interval VARCHAR[], "             \
-    "output_max_concurrency INT, output_status VARCHAR(50), output_created_at TIMESTAMP, "     \
+#define QUEUER_COMPAT_WORKER_OUT                                                           \
+    "output_id BIGINT, output_rid UUID, output_name VARCHAR(100), output_options JSONB, "  \
+    "output_available_tasks VARCHAR[], output_available_next_interval VARCHAR[], "         \
+    "output_max_concurrency INT, output_status VARCHAR(50), output_created_at TIMESTAMP, " \
     "output_updated_at TIMESTAMP"
 
-#define QUEUER_COMPAT_WORKER_SEL                                                               \
-    "w.id, w.rid, w.name, w.options, w.available_tasks, w.available_next_interval, "           \
+#define QUEUER_COMPAT_WORKER_SEL                                                     \
+    "w.id, w.rid, w.name, w.options, w.available_tasks, w.available_next_interval, " \
     "w.max_concurrency, w.status, w.created_at, w.updated_at"
 
 // Never edit a released migration; append a new one.
@@ -915,8 +916,9 @@ bool setup_timescale(db::Connection& c, TimescaleMode mode) {
     c.exec("SAVEPOINT queuer_timescale");
     try {
         c.exec("CREATE EXTENSION IF NOT EXISTS timescaledb CASCADE");
-        c.exec("SELECT create_hypertable('job_archive', by_range('updated_at'), "
-               "if_not_exists => TRUE, migrate_data => TRUE)");
+        c.exec(
+            "SELECT create_hypertable('job_archive', by_range('updated_at'), "
+            "if_not_exists => TRUE, migrate_data => TRUE)");
         c.exec("RELEASE SAVEPOINT queuer_timescale");
         return true;
     } catch (const Error& e) {
@@ -932,7 +934,9 @@ bool setup_timescale(db::Connection& c, TimescaleMode mode) {
 
 }  // namespace
 
-int schema_version() { return kMigrations[std::size(kMigrations) - 1].version; }
+int schema_version() {
+    return kMigrations[std::size(kMigrations) - 1].version;
+}
 
 MigrationReport migrate(db::Connection& c, TimescaleMode timescale) {
     MigrationReport report;

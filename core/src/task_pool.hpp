@@ -15,7 +15,7 @@
 namespace queuer::detail {
 
 class TaskPool {
-public:
+  public:
     TaskPool() : s_(std::make_shared<Shared>()) {}
     ~TaskPool() { shutdown(std::chrono::seconds(5)); }
     TaskPool(const TaskPool&) = delete;
@@ -47,14 +47,16 @@ public:
         lk.unlock();
         for (auto& t : threads_) {
             if (!t.joinable()) continue;
-            if (stuck == 0) t.join();
-            else t.detach();
+            if (stuck == 0)
+                t.join();
+            else
+                t.detach();
         }
         threads_.clear();
         return stuck;
     }
 
-private:
+  private:
     struct Shared {
         std::mutex mu;
         std::condition_variable cv, done_cv;

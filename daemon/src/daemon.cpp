@@ -3,12 +3,12 @@
 // the configuration and applies what can change live. Talks to systemd with sd_notify.
 #include "daemon.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 #include <uv.h>
+#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -35,16 +35,28 @@ constexpr const char* kVersion = "0.1.0";
 void setup_logging(queuer::LogLevel level) {
     auto logger = spdlog::stderr_color_mt("queuerd");
     // Under systemd the journal adds its own timestamp.
-    if (std::getenv("JOURNAL_STREAM")) logger->set_pattern("[%l] %v");
-    else logger->set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
+    if (std::getenv("JOURNAL_STREAM"))
+        logger->set_pattern("[%l] %v");
+    else
+        logger->set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
     spdlog::set_default_logger(logger);
     spdlog::flush_on(spdlog::level::info);
     switch (level) {
-        case queuer::LogLevel::Trace: spdlog::set_level(spdlog::level::trace); break;
-        case queuer::LogLevel::Debug: spdlog::set_level(spdlog::level::debug); break;
-        case queuer::LogLevel::Info: spdlog::set_level(spdlog::level::info); break;
-        case queuer::LogLevel::Warn: spdlog::set_level(spdlog::level::warn); break;
-        case queuer::LogLevel::Error: spdlog::set_level(spdlog::level::err); break;
+        case queuer::LogLevel::Trace:
+            spdlog::set_level(spdlog::level::trace);
+            break;
+        case queuer::LogLevel::Debug:
+            spdlog::set_level(spdlog::level::debug);
+            break;
+        case queuer::LogLevel::Info:
+            spdlog::set_level(spdlog::level::info);
+            break;
+        case queuer::LogLevel::Warn:
+            spdlog::set_level(spdlog::level::warn);
+            break;
+        case queuer::LogLevel::Error:
+            spdlog::set_level(spdlog::level::err);
+            break;
     }
 }
 
@@ -62,7 +74,9 @@ queuer::AppConfig load(const std::string& path) {
 }
 
 std::atomic<bool> g_early_stop{false};
-void early_signal(int) { g_early_stop = true; }
+void early_signal(int) {
+    g_early_stop = true;
+}
 
 // Everything the running daemon holds, owned by the main thread's loop.
 struct Daemon {
@@ -189,11 +203,13 @@ std::unique_ptr<queuer::Queuer> connect_worker(const queuer::AppConfig& cfg) {
     // Every queuerd takes part in the master election (master: section, or its defaults).
     eo.master = cfg.master;
     if (cfg.master.master_lock_timeout <= cfg.master.master_poll_interval)
-        spdlog::warn("master.master_lock_timeout should be well above master_poll_interval, or "
-                     "the master loses its lock between two renewals");
+        spdlog::warn(
+            "master.master_lock_timeout should be well above master_poll_interval, or "
+            "the master loses its lock between two renewals");
     if (cfg.worker.heartbeat_interval * 2 > cfg.master.worker_stale_threshold)
-        spdlog::warn("worker.heartbeat_interval must stay well under "
-                     "master.worker_stale_threshold, or live workers are declared dead");
+        spdlog::warn(
+            "worker.heartbeat_interval must stay well under "
+            "master.worker_stale_threshold, or live workers are declared dead");
     auto delay = 1s;
     bool logged = false;
     for (;;) {
@@ -246,8 +262,10 @@ int run(const std::string& config_path) {
         spdlog::info("stopped before the database answered");
         return 0;
     }
-    if (d.processes) d.processes->register_into(*d.plugins, *d.worker);
-    else d.plugins->register_into(*d.worker);
+    if (d.processes)
+        d.processes->register_into(*d.plugins, *d.worker);
+    else
+        d.plugins->register_into(*d.worker);
 
     uv_async_init(d.loop, &d.remote_stop, [](uv_async_t* h) {
         auto* dd = static_cast<Daemon*>(h->data);
@@ -298,7 +316,8 @@ int run(const std::string& config_path) {
     uv_timer_init(d.loop, &d.status_timer);
     d.status_timer.data = &d;
     uint64_t every = 5000;
-    if (d.watchdog_usec) every = std::max<uint64_t>(500, std::min<uint64_t>(every, d.watchdog_usec / 3000));
+    if (d.watchdog_usec)
+        every = std::max<uint64_t>(500, std::min<uint64_t>(every, d.watchdog_usec / 3000));
     uv_timer_start(
         &d.status_timer, [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->tick(); }, 0, every);
     sd_notify(0, "READY=1\nSTATUS=running");

@@ -23,13 +23,13 @@ struct DaemonOptions {
     int max_concurrency = 4;
     std::string isolation = "thread";
     std::string shutdown_grace = "10s";
-    std::string extra_plugins;  // more "  - path: ..." lines
-    std::string stale = "2s";   // master.worker_stale_threshold
+    std::string extra_plugins;      // more "  - path: ..." lines
+    std::string stale = "2s";       // master.worker_stale_threshold
     std::string retention = "30d";  // master.retention_archive
 };
 
 class E2E : public ::testing::Test {
-protected:
+  protected:
     E2E() {
         char tmpl[] = "/tmp/queuer-e2e.XXXXXX";
         dir_ = mkdtemp(tmpl);
@@ -75,9 +75,8 @@ protected:
     Process& start_daemon(const DaemonOptions& o = {}, Env extra = {}) {
         auto cfg = write_config(o);
         auto log = dir_ + "/" + o.name + "." + std::to_string(daemons_.size()) + ".log";
-        daemons_.push_back(
-            std::make_unique<Process>(std::vector<std::string>{queuerd_bin(), "--config", cfg},
-                                      env(extra), log));
+        daemons_.push_back(std::make_unique<Process>(
+            std::vector<std::string>{queuerd_bin(), "--config", cfg}, env(extra), log));
         auto& d = *daemons_.back();
         if (!d.wait_log("ready:", std::chrono::seconds(30)))
             throw std::runtime_error("queuerd did not become ready:\n" + d.log());
@@ -112,9 +111,8 @@ protected:
     // queuerctl wait job; returns {exit code, parsed job}.
     std::pair<int, rapidjson::Document> wait(const std::string& rid, int timeout_s = 30,
                                              Env extra = {}) {
-        auto r = ctl({"wait", "job", "--rid", rid, "--timeout", std::to_string(timeout_s),
-                      "--json"},
-                     extra);
+        auto r = ctl(
+            {"wait", "job", "--rid", rid, "--timeout", std::to_string(timeout_s), "--json"}, extra);
         return {r.code, json(r.out)};
     }
 

@@ -10,7 +10,9 @@ using namespace queuer::test;
 using namespace std::chrono_literals;
 
 namespace {
-int count(db::Connection& c, const std::string& sql) { return c.exec(sql).i32(0, 0); }
+int count(db::Connection& c, const std::string& sql) {
+    return c.exec(sql).i32(0, 0);
+}
 }  // namespace
 
 TEST_F(E2E, SurvivesAPostgresRestart) {
@@ -43,4 +45,3 @@ TEST_F(E2E, SurvivesAPostgresRestart) {
     EXPECT_TRUE(d.alive());
     EXPECT_TRUE(d.log_contains("reconnect")) << d.log();
 }
-

@@ -9,7 +9,9 @@ using namespace queuer::test;
 using namespace std::chrono_literals;
 
 namespace {
-int count(db::Connection& c, const std::string& sql) { return c.exec(sql).i32(0, 0); }
+int count(db::Connection& c, const std::string& sql) {
+    return c.exec(sql).i32(0, 0);
+}
 }  // namespace
 
 TEST_F(E2E, ThreeDaemonsOneKilledEveryJobEndsOnce) {
@@ -30,8 +32,8 @@ TEST_F(E2E, ThreeDaemonsOneKilledEveryJobEndsOnce) {
     }
     client().add_jobs(batch);
     auto conn = schema.connect();
-    ASSERT_TRUE(eventually([&] { return count(conn, "SELECT count(*) FROM job_archive") > 600; },
-                           60s));
+    ASSERT_TRUE(
+        eventually([&] { return count(conn, "SELECT count(*) FROM job_archive") > 600; }, 60s));
     da.signal(SIGKILL);
     da.wait(10s);
     ASSERT_TRUE(eventually([&] { return count(conn, "SELECT count(*) FROM job") == 0; }, 120s))
@@ -41,8 +43,9 @@ TEST_F(E2E, ThreeDaemonsOneKilledEveryJobEndsOnce) {
     EXPECT_EQ(count(conn, "SELECT count(*) FROM job_archive WHERE status = 'SUCCEEDED'"), 3000);
     // The killed worker was declared dead by the master.
     EXPECT_TRUE(eventually([&] {
-        return count(conn, "SELECT count(*) FROM worker WHERE name = 'node-a' AND "
-                           "status = 'STOPPED'") == 1;
+        return count(conn,
+                     "SELECT count(*) FROM worker WHERE name = 'node-a' AND "
+                     "status = 'STOPPED'") == 1;
     }));
 }
 

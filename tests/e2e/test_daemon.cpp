@@ -175,7 +175,7 @@ TEST_F(E2E, BadConfigurationsAreRefusedWithTheReason) {
         auto r = run({queuerd_bin(), "--config", path}, env(), 30s);
         EXPECT_EQ(r.code, 1) << yaml << "\n" << r.err;
         EXPECT_NE(r.err.find(expect), std::string::npos) << "expected \"" << expect << "\" in:\n"
-                                                          << r.err;
+                                                         << r.err;
     };
     check("worker:\n  name: w\n  max_concurrency: 2\n  colour: blue\n", "worker.colour");
     check("worker:\n  name: w\n  max_concurrency: lots\n", "max_concurrency");
@@ -191,8 +191,8 @@ TEST_F(E2E, BadConfigurationsAreRefusedWithTheReason) {
         check("worker:\n  name: w\n  max_concurrency: 2\nplugins:\n  - path: " + broken +
                   "libno_entry.so\n",
               "queuer_plugin_entry");
-        check("worker:\n  name: w\n  max_concurrency: 2\nplugins:\n  - path: " +
-                  examples_plugin() + "\n  - path: " + broken + "libdup_echo.so\n",
+        check("worker:\n  name: w\n  max_concurrency: 2\nplugins:\n  - path: " + examples_plugin() +
+                  "\n  - path: " + broken + "libdup_echo.so\n",
               "libdup_echo.so");
     } else {
         ADD_FAILURE() << "broken test plugins not built in " << broken;

@@ -25,7 +25,7 @@ EngineOptions fast_engine() {
 }
 
 class Engine : public ::testing::Test {
-protected:
+  protected:
     std::unique_ptr<Queuer> make(int concurrency = 4, std::optional<OnError> on_error = {}) {
         return std::make_unique<Queuer>("test-worker", concurrency, "", schema.config(), on_error,
                                         fast_engine());
@@ -57,9 +57,8 @@ rapidjson::Document parse(const std::string& s) {
 }
 
 TaskFunc echo_task() {
-    return [](JobContext& ctx) {
-        return "[" + ctx.parameters() + "," + ctx.parameters_keyed() + "]";
-    };
+    return
+        [](JobContext& ctx) { return "[" + ctx.parameters() + "," + ctx.parameters_keyed() + "]"; };
 }
 
 TaskFunc sleep_until_cancelled(std::atomic<bool>* saw_cancel = nullptr) {

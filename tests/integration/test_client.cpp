@@ -7,8 +7,8 @@
 #include <atomic>
 #include <chrono>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -28,7 +28,7 @@ using queuer::test::TestSchema;
 namespace {
 
 class ClientTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override { client = std::make_unique<Client>(schema.config()); }
 
     int64_t count(const std::string& where = "true") {
@@ -96,7 +96,9 @@ void expect_params_are_nasty(const Job& j) {
     }
 }
 
-std::string nasty_array() { return JsonValue(kNasty).text(); }
+std::string nasty_array() {
+    return JsonValue(kNasty).text();
+}
 std::string nasty_object() {
     std::map<std::string, std::string> m;
     for (const auto& s : kNasty) m["k" + s] = s;
@@ -208,11 +210,12 @@ TEST_F(ClientTest, AddJobsTenThousandReturnsDistinctRidsAllQueued) {
     auto c = schema.connect();
     db::Params p;
     p.add_array(rids);
-    auto r = c.exec("SELECT count(*), count(DISTINCT rid), "
-                    "count(*) FILTER (WHERE status = 'QUEUED'), "
-                    "count(*) FILTER (WHERE task_name = 'bulk') "
-                    "FROM job WHERE rid = ANY($1::uuid[])",
-                    p);
+    auto r = c.exec(
+        "SELECT count(*), count(DISTINCT rid), "
+        "count(*) FILTER (WHERE status = 'QUEUED'), "
+        "count(*) FILTER (WHERE task_name = 'bulk') "
+        "FROM job WHERE rid = ANY($1::uuid[])",
+        p);
     EXPECT_EQ(r.i64(0, 0), kN);
     EXPECT_EQ(r.i64(0, 1), kN);
     EXPECT_EQ(r.i64(0, 2), kN);
@@ -267,8 +270,7 @@ TEST_F(ClientTest, InvalidBatchItemFailsTheWholeBatchNamingTheItem) {
     Options bad;
     bad.on_error = OnError{-1, 0, 0, RetryBackoff::None};
     batch[0].options = bad;
-    expect_error([&] { client->add_jobs(batch); }, ErrorKind::Invalid,
-                 {"batch job 1", "timeout"});
+    expect_error([&] { client->add_jobs(batch); }, ErrorKind::Invalid, {"batch job 1", "timeout"});
     EXPECT_EQ(count(), 0);
 
     batch[0].options.reset();
@@ -314,16 +316,15 @@ TEST_F(ClientTest, InvalidInputRejectedWithClearMessagesAndNothingInserted) {
     EXPECT_EQ(count(), 1);
     expect_error([&] { client->add_job_json("t", R"({"a":1})", "{}", std::nullopt); },
                  ErrorKind::Invalid, {"parameters", "array"});
-    expect_error([&] { client->add_job_json("t", "[]", "[1]", std::nullopt); },
-                 ErrorKind::Invalid, {"parameters_keyed", "object"});
-    expect_error([&] { client->add_job_json("t", "[1,", "{}", std::nullopt); },
-                 ErrorKind::Invalid, {"parameters", "JSON"});
+    expect_error([&] { client->add_job_json("t", "[]", "[1]", std::nullopt); }, ErrorKind::Invalid,
+                 {"parameters_keyed", "object"});
+    expect_error([&] { client->add_job_json("t", "[1,", "{}", std::nullopt); }, ErrorKind::Invalid,
+                 {"parameters", "JSON"});
     expect_error([&] { client->add_job_json("t", "[]", "{oops}", std::nullopt); },
                  ErrorKind::Invalid, {"parameters_keyed", "JSON"});
     Options neg;
     neg.on_error = OnError{-5, 0, 0, RetryBackoff::None};
-    expect_error([&] { client->add_job_with_options(neg, "t"); }, ErrorKind::Invalid,
-                 {"timeout"});
+    expect_error([&] { client->add_job_with_options(neg, "t"); }, ErrorKind::Invalid, {"timeout"});
     Options sched;
     sched.schedule = Schedule{};
     sched.schedule->max_count = 2;
@@ -457,9 +458,10 @@ TEST_F(ClientTest, GetJobsByWorkerRid) {
     auto c = schema.connect();
     db::Params p;
     p.add(worker).add(a.rid);
-    c.exec("UPDATE job SET worker_rid = $1::uuid, worker_id = 5, status = 'RUNNING' "
-           "WHERE rid = $2::uuid",
-           p);
+    c.exec(
+        "UPDATE job SET worker_rid = $1::uuid, worker_id = 5, status = 'RUNNING' "
+        "WHERE rid = $2::uuid",
+        p);
     auto mine = client->get_jobs_by_worker_rid(worker);
     ASSERT_EQ(mine.size(), 1u);
     EXPECT_EQ(mine[0].rid, a.rid);
@@ -474,8 +476,7 @@ TEST_F(ClientTest, GetJobUnknownOrMalformedRid) {
     auto rid = random_uuid();
     expect_error([&] { client->get_job(rid); }, ErrorKind::NotFound, {rid});
     expect_error([&] { client->get_job_ended(rid); }, ErrorKind::NotFound, {rid});
-    expect_error([&] { client->get_job("x'; DROP TABLE job; --"); }, ErrorKind::Invalid,
-                 {"rid"});
+    expect_error([&] { client->get_job("x'; DROP TABLE job; --"); }, ErrorKind::Invalid, {"rid"});
 }
 
 // ---- cancel, delete, readd ----
@@ -509,8 +510,7 @@ TEST_F(ClientTest, CancelUnknownRidIsNotFound) {
 TEST_F(ClientTest, CancelAlreadyEndedJobIsInvalid) {
     auto j = client->add_job("t");
     client->cancel_job(j.rid);
-    expect_error([&] { client->cancel_job(j.rid); }, ErrorKind::Invalid,
-                 {j.rid, "CANCELLED"});
+    expect_error([&] { client->cancel_job(j.rid); }, ErrorKind::Invalid, {j.rid, "CANCELLED"});
     EXPECT_EQ(count_archive(), 1);
 }
 
@@ -625,8 +625,9 @@ TEST_F(ClientTest, GetWorkerUnknownRidIsNotFound) {
 
 TEST_F(ClientTest, StopWorkerGracefullyThenImmediately) {
     auto c = schema.connect();
-    auto r = c.exec("INSERT INTO worker (name, status, max_concurrency, available_tasks) "
-                    "VALUES ('w1', 'RUNNING', 4, ARRAY['echo','sleep']) RETURNING rid");
+    auto r = c.exec(
+        "INSERT INTO worker (name, status, max_concurrency, available_tasks) "
+        "VALUES ('w1', 'RUNNING', 4, ARRAY['echo','sleep']) RETURNING rid");
     const std::string rid = r.str(0, 0);
     auto w = client->get_worker(rid);
     EXPECT_EQ(w.name, "w1");
@@ -649,8 +650,9 @@ TEST_F(ClientTest, StopWorkerGracefullyThenImmediately) {
 
 TEST_F(ClientTest, GetWorkersListsAndSearches) {
     auto c = schema.connect();
-    c.exec("INSERT INTO worker (name, available_tasks) VALUES ('alpha', ARRAY['echo']), "
-           "('beta', ARRAY['sleep']), ('gamma_1', ARRAY['echo'])");
+    c.exec(
+        "INSERT INTO worker (name, available_tasks) VALUES ('alpha', ARRAY['echo']), "
+        "('beta', ARRAY['sleep']), ('gamma_1', ARRAY['echo'])");
     auto all = client->get_workers();
     ASSERT_EQ(all.size(), 3u);
     EXPECT_EQ(all[0].name, "gamma_1");  // newest first
@@ -685,9 +687,10 @@ TEST_F(ClientTest, EncryptedParametersAreSealedAtRestAndReadBack) {
     auto c = schema.connect();
     db::Params p;
     p.add(j.rid);
-    auto r = c.exec("SELECT parameters::text, parameters_keyed::text, parameters_encrypted, "
-                    "parameters_keyed_encrypted FROM job WHERE rid = $1::uuid",
-                    p);
+    auto r = c.exec(
+        "SELECT parameters::text, parameters_keyed::text, parameters_encrypted, "
+        "parameters_keyed_encrypted FROM job WHERE rid = $1::uuid",
+        p);
     ASSERT_EQ(r.rows(), 1);
     EXPECT_EQ(r.str(0, 0), "[]");
     EXPECT_EQ(r.str(0, 1), "{}");
@@ -721,8 +724,9 @@ TEST_F(ClientTest, EncryptedBatchIsSealedAndReadBack) {
     batch[1].parameters_keyed = R"({"s":")" + kSecret + R"("})";
     auto rids = enc.add_jobs(batch);
     auto c = schema.connect();
-    auto r = c.exec("SELECT count(*) FROM job WHERE parameters::text LIKE '%secret%' "
-                    "OR parameters_keyed::text LIKE '%secret%' OR length(parameters_encrypted) = 0");
+    auto r = c.exec(
+        "SELECT count(*) FROM job WHERE parameters::text LIKE '%secret%' "
+        "OR parameters_keyed::text LIKE '%secret%' OR length(parameters_encrypted) = 0");
     EXPECT_EQ(r.i64(0, 0), 0);
     EXPECT_EQ(parse(enc.get_job(rids[0]).parameters)[0].GetString(), kSecret);
     EXPECT_EQ(parse(enc.get_job(rids[1]).parameters_keyed)["s"].GetString(), kSecret);
@@ -827,7 +831,8 @@ TEST_F(ClientTest, ReadsRowsWrittenByTheGoAndPythonReferences) {
     EXPECT_TRUE(n.options.empty());
     EXPECT_EQ(n.task_name, "py-null");
     // Job JSON of such rows is valid JSON.
-    for (const auto& j : client->get_jobs()) EXPECT_TRUE(json::is_valid(j.to_json())) << j.to_json();
+    for (const auto& j : client->get_jobs())
+        EXPECT_TRUE(json::is_valid(j.to_json())) << j.to_json();
 }
 
 TEST_F(ClientTest, AddJobTxRollbackThenCommitOnTheSameConnection) {
@@ -872,8 +877,10 @@ TEST_F(ClientTest, ConcurrentCancelsOfOneJobEndItOnce) {
                 client->cancel_job(j.rid);
                 ++ok;
             } catch (const Error& e) {
-                if (e.kind() == ErrorKind::Invalid) ++invalid;
-                else ++other;
+                if (e.kind() == ErrorKind::Invalid)
+                    ++invalid;
+                else
+                    ++other;
             }
         });
     for (auto& t : ts) t.join();

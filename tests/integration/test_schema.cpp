@@ -6,9 +6,9 @@
 
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <optional>
 #include <ostream>
-#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -91,9 +91,10 @@ std::vector<Column> job_columns(bool archive) {
 bool table_exists(db::Connection& c, const std::string& name) {
     db::Params p;
     p.add(name);
-    return c.exec("SELECT 1 FROM information_schema.tables "
-                  "WHERE table_schema = current_schema() AND table_name = $1",
-                  p)
+    return c.exec(
+                "SELECT 1 FROM information_schema.tables "
+                "WHERE table_schema = current_schema() AND table_name = $1",
+                p)
                .rows() > 0;
 }
 
@@ -126,13 +127,15 @@ TEST(Schema, FirstMigrationCreatesEverythingSecondIsANoOp) {
     for (const char* t : {"job", "job_archive", "worker", "master", "queuer_schema_version"})
         EXPECT_TRUE(table_exists(c, t)) << t;
 
-    auto applied_before = c.exec("SELECT version, applied_at::text FROM queuer_schema_version "
-                                 "ORDER BY version");
+    auto applied_before = c.exec(
+        "SELECT version, applied_at::text FROM queuer_schema_version "
+        "ORDER BY version");
     auto second = migrate(c, TimescaleMode::Off);
     EXPECT_EQ(second.from_version, schema_version());
     EXPECT_EQ(second.to_version, schema_version());
-    auto applied_after = c.exec("SELECT version, applied_at::text FROM queuer_schema_version "
-                                "ORDER BY version");
+    auto applied_after = c.exec(
+        "SELECT version, applied_at::text FROM queuer_schema_version "
+        "ORDER BY version");
     ASSERT_EQ(applied_after.rows(), applied_before.rows());
     for (int i = 0; i < applied_after.rows(); ++i) {
         EXPECT_EQ(applied_after.str(i, 0), applied_before.str(i, 0));
@@ -164,8 +167,10 @@ TEST(Schema, TenConcurrentMigrationsOnAFreshSchemaAllSucceed) {
                 auto c = db::Connection::open(s.config());
                 while (!go.load()) std::this_thread::yield();
                 auto r = migrate(c, TimescaleMode::Auto);
-                if (r.to_version == schema_version()) ++ok;
-                else errors[i] = "ended at version " + std::to_string(r.to_version);
+                if (r.to_version == schema_version())
+                    ++ok;
+                else
+                    errors[i] = "ended at version " + std::to_string(r.to_version);
             } catch (const std::exception& e) {
                 errors[i] = e.what();
             }
@@ -177,8 +182,9 @@ TEST(Schema, TenConcurrentMigrationsOnAFreshSchemaAllSucceed) {
     EXPECT_EQ(ok.load(), kThreads);
 
     auto c = s.connect();
-    auto r = c.exec("SELECT version, count(*) FROM queuer_schema_version GROUP BY version "
-                    "ORDER BY version");
+    auto r = c.exec(
+        "SELECT version, count(*) FROM queuer_schema_version GROUP BY version "
+        "ORDER BY version");
     ASSERT_EQ(r.rows(), schema_version());
     for (int i = 0; i < r.rows(); ++i) {
         EXPECT_EQ(r.i32(i, 0), i + 1);
@@ -193,9 +199,10 @@ TEST(Schema, JobTableHasTheReferenceColumns) {
     migrate(c, TimescaleMode::Off);
     EXPECT_EQ(columns_of(c, "job"), job_columns(false));
     // No NOT NULL apart from the primary key.
-    auto nn = c.exec("SELECT column_name FROM information_schema.columns "
-                     "WHERE table_schema = current_schema() AND table_name = 'job' "
-                     "AND is_nullable = 'NO'");
+    auto nn = c.exec(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = 'job' "
+        "AND is_nullable = 'NO'");
     ASSERT_EQ(nn.rows(), 1);
     EXPECT_EQ(nn.str(0, 0), "id");
     // rid is unique in job.
@@ -241,9 +248,10 @@ TEST(Schema, JobArchiveCopiesJobWithoutIdentityAndWithCompositeKey) {
     EXPECT_EQ(pk.str(0, 0), "id");
     EXPECT_EQ(pk.str(1, 0), "updated_at");
     // id keeps the value it had in job (no identity), rid is not unique in the archive.
-    c.exec("INSERT INTO job_archive (id, rid, updated_at) VALUES "
-           "(7, '0b7f7a1e-8d3c-4c1a-9f2e-2f6d3f0a9b11', '2026-01-01'), "
-           "(8, '0b7f7a1e-8d3c-4c1a-9f2e-2f6d3f0a9b11', '2026-01-02')");
+    c.exec(
+        "INSERT INTO job_archive (id, rid, updated_at) VALUES "
+        "(7, '0b7f7a1e-8d3c-4c1a-9f2e-2f6d3f0a9b11', '2026-01-01'), "
+        "(8, '0b7f7a1e-8d3c-4c1a-9f2e-2f6d3f0a9b11', '2026-01-02')");
     EXPECT_EQ(c.exec("SELECT count(*) FROM job_archive").i64(0, 0), 2);
 }
 
@@ -265,8 +273,9 @@ TEST(Schema, WorkerTableHasTheReferenceColumns) {
         {"updated_at", kTs, "CURRENT_TIMESTAMP"},
     };
     EXPECT_EQ(columns_of(c, "worker"), expected);
-    auto r = c.exec("INSERT INTO worker DEFAULT VALUES RETURNING status, max_concurrency, "
-                    "cardinality(available_tasks)");
+    auto r = c.exec(
+        "INSERT INTO worker DEFAULT VALUES RETURNING status, max_concurrency, "
+        "cardinality(available_tasks)");
     EXPECT_EQ(r.str(0, 0), "READY");
     EXPECT_EQ(r.i32(0, 1), 1);
     EXPECT_EQ(r.i32(0, 2), 0);
@@ -336,9 +345,9 @@ TEST(Schema, BatchInsertSendsOneNotificationPerStatusNotPerRow) {
         if (n.payload.find("SCHEDULED") != std::string::npos) ++scheduled;
         if (n.payload.find("RUNNING") != std::string::npos) ++running;
     }
-    EXPECT_EQ(queued, 2);     // one per INSERT statement, not 501
+    EXPECT_EQ(queued, 2);  // one per INSERT statement, not 501
     EXPECT_EQ(scheduled, 1);
-    EXPECT_EQ(running, 2);    // updates: one per row, as the reference
+    EXPECT_EQ(running, 2);  // updates: one per row, as the reference
 }
 
 TEST(Schema, InsertNotifiesChannelJobWithTheReferencePayload) {

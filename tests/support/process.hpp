@@ -27,8 +27,12 @@ inline std::string build_dir() {
     if (!d) throw std::runtime_error("QUEUER_BUILD_DIR is not set (run the tests through ctest)");
     return d;
 }
-inline std::string queuerd_bin() { return build_dir() + "/daemon/queuerd"; }
-inline std::string queuerctl_bin() { return build_dir() + "/cli/queuerctl"; }
+inline std::string queuerd_bin() {
+    return build_dir() + "/daemon/queuerd";
+}
+inline std::string queuerctl_bin() {
+    return build_dir() + "/cli/queuerctl";
+}
 inline std::string examples_plugin() {
     return build_dir() + "/plugins/examples/libqueuer_examples.so";
 }
@@ -52,8 +56,10 @@ inline std::vector<std::string> make_env(const Env& overrides) {
         if (eq != std::string::npos) all[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
     for (const auto& [k, v] : overrides) {
-        if (v == "<unset>") all.erase(k);
-        else all[k] = v;
+        if (v == "<unset>")
+            all.erase(k);
+        else
+            all[k] = v;
     }
     std::vector<std::string> out;
     for (const auto& [k, v] : all) out.push_back(k + "=" + v);
@@ -61,7 +67,7 @@ inline std::vector<std::string> make_env(const Env& overrides) {
 }
 
 class Process {
-public:
+  public:
     // Starts argv[0] with stdout+stderr to `log_path`.
     Process(const std::vector<std::string>& argv, const Env& env, const std::string& log_path)
         : log_(log_path) {
@@ -133,7 +139,7 @@ public:
         return true;
     }
 
-private:
+  private:
     pid_t pid_ = -1;
     int status_ = -1;
     std::string log_;

@@ -22,7 +22,7 @@ inline DatabaseConfig fresh_config() {
 
 // Owns a throwaway schema; drops it (CASCADE) on destruction.
 class TestSchema {
-public:
+  public:
     TestSchema() : cfg_(fresh_config()) {}
     ~TestSchema() {
         try {
@@ -36,7 +36,7 @@ public:
     const DatabaseConfig& config() const { return cfg_; }
     db::Connection connect() const { return db::Connection::open(cfg_); }
 
-private:
+  private:
     DatabaseConfig cfg_;
 };
 

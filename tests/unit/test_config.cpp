@@ -13,13 +13,13 @@ using namespace queuer;
 
 namespace {
 
-const char* const kVars[] = {"QUEUER_DB_HOST",     "QUEUER_DB_PORT",     "QUEUER_DB_DATABASE",
-                             "QUEUER_DB_USERNAME", "QUEUER_DB_PASSWORD", "QUEUER_DB_SCHEMA",
+const char* const kVars[] = {"QUEUER_DB_HOST",     "QUEUER_DB_PORT",          "QUEUER_DB_DATABASE",
+                             "QUEUER_DB_USERNAME", "QUEUER_DB_PASSWORD",      "QUEUER_DB_SCHEMA",
                              "QUEUER_DB_SSLMODE",  "QUEUER_DB_WITH_TIMESCALE"};
 
 // Saves every QUEUER_DB_* variable, clears them, restores them afterwards.
 class ConfigEnv : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         for (const char* v : kVars) {
             const char* cur = std::getenv(v);
@@ -29,13 +29,15 @@ protected:
     }
     void TearDown() override {
         for (const auto& [k, v] : saved_) {
-            if (v) ::setenv(k.c_str(), v->c_str(), 1);
-            else ::unsetenv(k.c_str());
+            if (v)
+                ::setenv(k.c_str(), v->c_str(), 1);
+            else
+                ::unsetenv(k.c_str());
         }
     }
     static void set(const char* k, const char* v) { ::setenv(k, v, 1); }
 
-private:
+  private:
     std::map<std::string, std::optional<std::string>> saved_;
 };
 

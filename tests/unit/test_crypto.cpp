@@ -16,8 +16,7 @@ namespace {
 const std::string kHexKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 // The same 32 bytes in base64.
 const std::string kB64Key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const std::string kOtherHexKey =
-    "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const std::string kOtherHexKey = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 bool contains(const std::string& hay, const std::string& needle) {
     return hay.find(needle) != std::string::npos;
@@ -119,7 +118,8 @@ TEST(Bytea, TextRoundTrip) {
 }
 
 TEST(Uuid, RandomUuidIsCanonicalVersion4AndUnique) {
-    static const std::regex re("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+    static const std::regex re(
+        "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
     std::set<std::string> seen;
     for (int i = 0; i < 1000; ++i) {
         auto u = random_uuid();

@@ -86,10 +86,11 @@ TEST(Json, CompactAndValidity) {
 }
 
 TEST(Json, CompactKeepsNumbersExactlyAsWritten) {
-    EXPECT_EQ(json::compact("[123456789012345678901234567890, 0.1000000000000000055511151231257827]",
-                            "p"),
+    EXPECT_EQ(json::compact(
+                  "[123456789012345678901234567890, 0.1000000000000000055511151231257827]", "p"),
               "[123456789012345678901234567890,0.1000000000000000055511151231257827]");
-    EXPECT_EQ(json::compact(R"({"a": -0.0, "b": 1E+2, "c": 3})", "p"), R"({"a":-0.0,"b":1E+2,"c":3})");
+    EXPECT_EQ(json::compact(R"({"a": -0.0, "b": 1E+2, "c": 3})", "p"),
+              R"({"a":-0.0,"b":1E+2,"c":3})");
     EXPECT_EQ(JsonValue::raw("[18446744073709551616]").text(), "[18446744073709551616]");
     EXPECT_THROW(json::compact("[01]", "p"), Error);
     EXPECT_THROW(json::compact("[1.]", "p"), Error);

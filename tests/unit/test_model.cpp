@@ -37,7 +37,9 @@ TimePoint tp(int y, unsigned mo, unsigned d, int h, int mi, int s, int us = 0) {
 
 // ---- OnError ----
 
-TEST(OnError, DefaultIsValid) { EXPECT_NO_THROW(OnError{}.validate()); }
+TEST(OnError, DefaultIsValid) {
+    EXPECT_NO_THROW(OnError{}.validate());
+}
 
 TEST(OnError, NegativeTimeoutRejectedNamingTheField) {
     OnError e;
@@ -65,8 +67,7 @@ TEST(OnError, BadBackoffRejectedNamingTheChoices) {
 }
 
 TEST(OnError, FromJsonValidates) {
-    expect_error([] { OnError::from_json(R"({"timeout":-5})"); }, ErrorKind::Invalid,
-                 {"timeout"});
+    expect_error([] { OnError::from_json(R"({"timeout":-5})"); }, ErrorKind::Invalid, {"timeout"});
     expect_error([] { OnError::from_json(R"({"timeout":"5"})"); }, ErrorKind::Invalid,
                  {"timeout", "number"});
     expect_error([] { OnError::from_json(R"({"max_retries":1.5})"); }, ErrorKind::Invalid,
@@ -288,8 +289,7 @@ TEST(Options, PythonShapeWithNullsAccepted) {
 TEST(Options, InvalidPiecesRejected) {
     expect_error([] { Options::from_json(R"({"on_error":{"max_retries":-1}})"); },
                  ErrorKind::Invalid, {"max_retries"});
-    expect_error([] { Options::from_json(R"({"colour":"red"})"); }, ErrorKind::Invalid,
-                 {"colour"});
+    expect_error([] { Options::from_json(R"({"colour":"red"})"); }, ErrorKind::Invalid, {"colour"});
     expect_error([] { Options::from_json(R"({"metadata":[1]})"); }, ErrorKind::Invalid,
                  {"metadata"});
     expect_error([] { Options::from_json("[]"); }, ErrorKind::Invalid, {"options"});
@@ -330,12 +330,14 @@ TEST(Job, ToJsonHasExactlyTheReferenceFieldNamesInOrder) {
     ASSERT_FALSE(d.HasParseError()) << text;
     ASSERT_TRUE(d.IsObject());
     std::vector<std::string> keys;
-    for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it) keys.emplace_back(it->name.GetString());
+    for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it)
+        keys.emplace_back(it->name.GetString());
     std::vector<std::string> expected = {
-        "id",           "rid",          "worker_id",      "worker_rid", "options",
-        "task_name",    "parameters",   "parameters_keyed", "status",   "scheduled_at",
-        "started_at",   "schedule_count", "attempts",     "results",    "error",
-        "created_at",   "updated_at"};
+        "id",        "rid",          "worker_id",  "worker_rid",
+        "options",   "task_name",    "parameters", "parameters_keyed",
+        "status",    "scheduled_at", "started_at", "schedule_count",
+        "attempts",  "results",      "error",      "created_at",
+        "updated_at"};
     EXPECT_EQ(keys, expected);
     EXPECT_EQ(d["id"].GetInt64(), 42);
     EXPECT_STREQ(d["task_name"].GetString(), "say \"hi\"\n");
@@ -415,13 +417,12 @@ TEST(BatchJob, FromJsonReadsEveryField) {
 }
 
 TEST(BatchJob, UnknownFieldRejected) {
-    expect_error([] { BatchJob::from_json(R"({"task":"echo","priority":1})"); },
-                 ErrorKind::Invalid, {"priority"});
+    expect_error([] { BatchJob::from_json(R"({"task":"echo","priority":1})"); }, ErrorKind::Invalid,
+                 {"priority"});
 }
 
 TEST(BatchJob, TaskRequired) {
-    expect_error([] { BatchJob::from_json(R"({"parameters":[]})"); }, ErrorKind::Invalid,
-                 {"task"});
+    expect_error([] { BatchJob::from_json(R"({"parameters":[]})"); }, ErrorKind::Invalid, {"task"});
     expect_error([] { BatchJob::from_json(R"({"task":7})"); }, ErrorKind::Invalid, {"task"});
 }
 
@@ -430,8 +431,7 @@ TEST(BatchJob, WrongParameterTypesRejected) {
                  ErrorKind::Invalid, {"parameters", "array"});
     expect_error([] { BatchJob::from_json(R"({"task":"e","parameters_keyed":[1]})"); },
                  ErrorKind::Invalid, {"parameters_keyed", "object"});
-    expect_error([] { BatchJob::from_json(R"({"task":"e",)"); }, ErrorKind::Invalid,
-                 {"JSON"});
+    expect_error([] { BatchJob::from_json(R"({"task":"e",)"); }, ErrorKind::Invalid, {"JSON"});
     expect_error([] { BatchJob::from_json(R"([1])"); }, ErrorKind::Invalid, {"object"});
 }
 
@@ -452,8 +452,7 @@ TEST(Time, ParsesOffsets) {
 
 TEST(Time, ParsesFractions) {
     EXPECT_EQ(parse_time("2026-11-25T06:00:00.5Z", "t"), tp(2026, 11, 25, 6, 0, 0, 500000));
-    EXPECT_EQ(parse_time("2026-11-25T06:00:00.123456Z", "t"),
-              tp(2026, 11, 25, 6, 0, 0, 123456));
+    EXPECT_EQ(parse_time("2026-11-25T06:00:00.123456Z", "t"), tp(2026, 11, 25, 6, 0, 0, 123456));
     // Go writes nanoseconds; digits beyond microseconds are dropped.
     EXPECT_EQ(parse_time("2026-11-25T06:00:00.123456789+00:00", "t"),
               tp(2026, 11, 25, 6, 0, 0, 123456));
@@ -475,9 +474,9 @@ TEST(Time, FormatIsRfc3339UtcWithMicrosecondsAndRoundTrips) {
 }
 
 TEST(Time, GarbageRejectedNamingWhat) {
-    for (const char* bad : {"", "yesterday", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z",
-                            "2026-11-25T25:00:00Z", "2026-11-25T06:00:00.Z",
-                            "2026-11-25T06:00:00Zjunk", "2026-11-25T06:00", "2026/11/25"}) {
+    for (const char* bad :
+         {"", "yesterday", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-25T25:00:00Z",
+          "2026-11-25T06:00:00.Z", "2026-11-25T06:00:00Zjunk", "2026-11-25T06:00", "2026/11/25"}) {
         expect_error([&] { parse_time(bad, "schedule.start"); }, ErrorKind::Invalid,
                      {"schedule.start"});
     }
@@ -498,8 +497,8 @@ TEST(Duration, ParsesUnits) {
 
 TEST(Duration, GarbageRejectedNamingWhat) {
     for (const char* bad : {"", "soon", "5x", "-5s", "s", "1.2.3s", ".", "5 s", "1e3"}) {
-        expect_error([&] { parse_duration(bad, "master.retention_archive"); },
-                     ErrorKind::Invalid, {"master.retention_archive"});
+        expect_error([&] { parse_duration(bad, "master.retention_archive"); }, ErrorKind::Invalid,
+                     {"master.retention_archive"});
     }
 }
 
@@ -516,8 +515,7 @@ TEST(TaskName, LengthLimits) {
                  {"task name", "100"});
     EXPECT_NO_THROW(validate_task_name(std::string(100, 'a')));
     EXPECT_NO_THROW(validate_task_name("x"));
-    expect_error([] { validate_task_name("", "batch task"); }, ErrorKind::Invalid,
-                 {"batch task"});
+    expect_error([] { validate_task_name("", "batch task"); }, ErrorKind::Invalid, {"batch task"});
 }
 
 TEST(Rid, CanonicalUuidAccepted) {

@@ -27,23 +27,23 @@ struct Task {
 
 // Names a task by string or by a registered Task.
 class TaskRef {
-public:
+  public:
     TaskRef(const char* name) : name_(name) {}
     TaskRef(std::string_view name) : name_(name) {}
     TaskRef(const std::string& name) : name_(name) {}
     TaskRef(const Task& task) : name_(task.name) {}
     const std::string& name() const { return name_; }
 
-private:
+  private:
     std::string name_;
 };
 
 struct JobQuery {
-    std::string status;        // empty = any
-    std::string search;        // case-insensitive substring of rid, task name, status, worker id
-    std::string worker_rid;    // empty = any
-    int64_t last_id = 0;       // keyset pagination: only ids below this (0 = from the newest)
-    int limit = 100;           // 1..10000
+    std::string status;      // empty = any
+    std::string search;      // case-insensitive substring of rid, task name, status, worker id
+    std::string worker_rid;  // empty = any
+    int64_t last_id = 0;     // keyset pagination: only ids below this (0 = from the newest)
+    int limit = 100;         // 1..10000
 };
 
 namespace detail {
@@ -72,7 +72,7 @@ ParamPack pack(Args&&... args) {
 }  // namespace detail
 
 class Client {
-public:
+  public:
     // Connects (pool of up to `pool_size`), applies migrations unless `migrate` is false.
     // An empty encryption key means no encryption.
     explicit Client(DatabaseConfig cfg, std::string_view encryption_key = {}, bool migrate = true,
@@ -159,7 +159,7 @@ public:
     // The default OnError merged into jobs added without one (the worker's default).
     void set_default_on_error(std::optional<OnError> e) { default_on_error_ = std::move(e); }
 
-protected:
+  protected:
     Job row_to_job(const db::Result& r, int row) const;
     Job insert_one(db::Connection& c, std::string_view task, std::string_view parameters,
                    std::string_view parameters_keyed, std::optional<Options> options);

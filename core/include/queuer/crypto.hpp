@@ -9,7 +9,7 @@
 namespace queuer {
 
 class Cipher {
-public:
+  public:
     // Throws Error(Crypto) when the key text is not 32 bytes in hex or base64 (the message never
     // contains the key).
     explicit Cipher(std::string_view key_text);
@@ -22,7 +22,7 @@ public:
     // Throws Error(Crypto) when the bytes were not sealed with this key.
     std::string open(std::string_view sealed, std::string_view what) const;
 
-private:
+  private:
     std::array<unsigned char, 32> key_{};
 };
 

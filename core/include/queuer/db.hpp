@@ -21,7 +21,7 @@ struct pg_result;
 namespace queuer::db {
 
 class Result {
-public:
+  public:
     Result() = default;
     explicit Result(pg_result* r) : r_(r) {}
     Result(Result&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
@@ -40,13 +40,13 @@ public:
     bool boolean(int row, int col) const { return get(row, col) == "t"; }
     int64_t affected() const;  // rows affected by INSERT/UPDATE/DELETE
 
-private:
+  private:
     pg_result* r_ = nullptr;
 };
 
 // Bound parameters, all sent as text. std::nullopt is SQL NULL.
 class Params {
-public:
+  public:
     Params& add(std::string_view v) {
         values_.emplace_back(std::string(v));
         return *this;
@@ -72,7 +72,7 @@ public:
     size_t size() const { return values_.size(); }
     std::vector<const char*> pointers() const;
 
-private:
+  private:
     std::vector<std::optional<std::string>> values_;
 };
 
@@ -88,7 +88,7 @@ struct Notification {
 };
 
 class Connection {
-public:
+  public:
     // Connects with connect_timeout, statement_timeout, search_path = schema, TimeZone = UTC.
     // Throws Error(Connection) with libpq's reason and where it tried (never the password).
     static Connection open(const DatabaseConfig& cfg);
@@ -116,7 +116,7 @@ public:
     pg_conn* raw() { return conn_; }
     const std::string& schema() const { return schema_; }
 
-private:
+  private:
     explicit Connection(pg_conn* c, std::string schema) : conn_(c), schema_(std::move(schema)) {}
     Result check(pg_result* r, std::string_view what);
     pg_conn* conn_ = nullptr;
@@ -126,7 +126,7 @@ private:
 
 // BEGIN on construction; ROLLBACK on destruction unless commit() ran.
 class Transaction {
-public:
+  public:
     explicit Transaction(Connection& c);
     Transaction(const Transaction&) = delete;
     Transaction& operator=(const Transaction&) = delete;
@@ -134,7 +134,7 @@ public:
     void commit();
     Connection& connection() { return c_; }
 
-private:
+  private:
     Connection& c_;
     bool done_ = false;
 };
@@ -142,12 +142,12 @@ private:
 // A bounded pool. acquire() blocks while all connections are in use. A connection returned
 // broken is dropped and replaced on the next acquire.
 class Pool {
-public:
+  public:
     Pool(DatabaseConfig cfg, size_t max_size);
     ~Pool();
 
     class Lease {
-    public:
+      public:
         Lease(Pool* p, std::unique_ptr<Connection> c) : pool_(p), c_(std::move(c)) {}
         Lease(Lease&&) = default;
         Lease& operator=(Lease&&) = default;
@@ -155,7 +155,7 @@ public:
         Connection& operator*() { return *c_; }
         Connection* operator->() { return c_.get(); }
 
-    private:
+      private:
         Pool* pool_;
         std::unique_ptr<Connection> c_;
     };
@@ -163,7 +163,7 @@ public:
     Lease acquire();
     const DatabaseConfig& config() const { return cfg_; }
 
-private:
+  private:
     void release(std::unique_ptr<Connection> c);
     DatabaseConfig cfg_;
     size_t max_size_;

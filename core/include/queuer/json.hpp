@@ -18,7 +18,7 @@ namespace queuer {
 // A JSON value already serialised as text. Construct it from ordinary values:
 //   JsonValue(1), JsonValue("a"), JsonValue(true), JsonValue(nullptr), JsonValue::raw("[1,2]")
 class JsonValue {
-public:
+  public:
     JsonValue() : text_("null") {}
     JsonValue(std::nullptr_t) : text_("null") {}
     JsonValue(bool b) : text_(b ? "true" : "false") {}
@@ -55,7 +55,7 @@ public:
 
     const std::string& text() const { return text_; }
 
-private:
+  private:
     struct RawTag {};
     JsonValue(RawTag, std::string text) : text_(std::move(text)) {}
     std::string text_;
@@ -63,13 +63,13 @@ private:
 
 // Keyed parameters, passed as the last argument of add_job: Keyed{{"name", "x"}, {"n", 3}}.
 class Keyed {
-public:
+  public:
     Keyed() = default;
     Keyed(std::initializer_list<std::pair<const std::string, JsonValue>> items);
     std::string json() const;
     bool empty() const { return items_.empty(); }
 
-private:
+  private:
     std::vector<std::pair<std::string, JsonValue>> items_;
 };
 

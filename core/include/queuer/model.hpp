@@ -112,7 +112,8 @@ struct BatchJob {
     std::string parameters_keyed = "{}";
     std::optional<Options> options;
 
-    // One line of `queuerctl add jobs --file`: {"task", "parameters", "parameters_keyed", "options"}
+    // One line of `queuerctl add jobs --file`: {"task", "parameters", "parameters_keyed",
+    // "options"}
     static BatchJob from_json(std::string_view text);
 };
 

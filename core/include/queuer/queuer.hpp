@@ -20,7 +20,7 @@ class Queuer;
 
 // What a running task sees. Valid only during the task call; methods are thread-safe.
 class JobContext {
-public:
+  public:
     struct Init {
         std::string rid;
         std::string task_name;
@@ -57,7 +57,7 @@ public:
     Job add_job_json(std::string_view task, std::string_view parameters,
                      std::string_view parameters_keyed, std::optional<Options> options);
 
-private:
+  private:
     Init init_;
     std::atomic<bool> cancelled_{false};
     mutable std::mutex mu_;
@@ -87,7 +87,7 @@ struct EngineOptions {
 };
 
 class Queuer : public Client {
-public:
+  public:
     // Registers the worker row (status READY). Throws Error(Invalid) on a bad name, concurrency
     // (1..1000) or on_error.
     Queuer(std::string name, int max_concurrency, std::string_view encryption_key,
@@ -133,7 +133,7 @@ public:
     bool is_master() const;
     int max_concurrency() const;
 
-private:
+  private:
     struct Engine;
     void update_worker_row();
     Worker worker_;
