@@ -266,6 +266,19 @@ void Queuer::Engine::dispatch(Job job) {
         handle_done(std::move(d));
         return;
     }
+    if (recent_cancels.count(ctx->rid())) {
+        // Cancelled while our claim was on its way back: the archive has it already.
+        ctx->cancel("cancelled");
+        auto& cancelled = running[run];
+        cancelled.abandoned = true;
+        cancelled.persisted = true;
+        ++threads_running;  // handle_done counts it back
+        TaskDone d;
+        d.run = run;
+        handle_done(std::move(d));
+        spdlog::info("job {}: cancelled before it started", ctx->rid());
+        return;
+    }
     spdlog::debug("job {}: started {} (attempt {})", ctx->rid(), ctx->task_name(), ctx->attempt());
     ++threads_running;
     pool.submit([sink = sink, ctx, fn = it->second, run] {
@@ -285,10 +298,22 @@ void Queuer::Engine::dispatch(Job job) {
     if (has_deadline) arm_deadline_timer();
 }
 
-Queuer::Engine::Running* Queuer::Engine::find_job(int64_t job_id) {
+// By rid, never by id: ids repeat across schemas, and NOTIFY channels are database-wide.
+Queuer::Engine::Running* Queuer::Engine::find_job(const std::string& rid) {
     for (auto& [run, r] : running)
-        if (r.job.id == job_id && !r.abandoned) return &r;
+        if (r.job.rid == rid && !r.abandoned) return &r;
     return nullptr;
+}
+
+void Queuer::Engine::remember_cancel(const std::string& rid) {
+    auto now_t = steady::now();
+    while (!recent_cancel_order.empty() &&
+           (recent_cancel_order.size() >= 10000 ||
+            now_t - recent_cancels[recent_cancel_order.front()] > 60s)) {
+        recent_cancels.erase(recent_cancel_order.front());
+        recent_cancel_order.pop_front();
+    }
+    if (recent_cancels.emplace(rid, now_t).second) recent_cancel_order.push_back(rid);
 }
 
 void Queuer::Engine::release_if_done(uint64_t run) {
@@ -631,12 +656,14 @@ void Queuer::Engine::on_notification(const db::Notification& n) {
         if (on_update) on_update(ev);
     } else if (n.channel == "job_archive") {
         if (ev.status == status::cancelled) {
-            if (Running* r = find_job(ev.id)) {
+            if (Running* r = find_job(ev.rid)) {
                 r->ctx->cancel("cancelled");
                 r->abandoned = true;
                 r->persisted = true;  // the canceller wrote the outcome
                 release_if_done(r->run);
                 spdlog::info("job {}: cancelled while running; the task was told", ev.rid);
+            } else if (claim_jobs) {
+                remember_cancel(ev.rid);  // a claim of it may still be on its way back
             }
         }
         if (on_ended) on_ended(ev);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -107,7 +108,8 @@ struct Queuer::Engine {
     void handle_done(detail::TaskDone d);
     void complete_failure(Running& r, const std::string& error);
     void release_if_done(uint64_t run);
-    Running* find_job(int64_t job_id);
+    Running* find_job(const std::string& rid);
+    void remember_cancel(const std::string& rid);
     void request_flush();
     void check_deadlines();
     void arm_deadline_timer();
@@ -162,6 +164,10 @@ struct Queuer::Engine {
     std::chrono::milliseconds listen_backoff{0};
     std::vector<detail::Completion> pending;
     std::optional<std::chrono::steady_clock::time_point> due_at;
+    // Cancellations heard for rids not running here (yet): a claim may be on its way back from
+    // the database with that job. Kept for a minute, at most 10,000.
+    std::unordered_map<std::string, std::chrono::steady_clock::time_point> recent_cancels;
+    std::deque<std::string> recent_cancel_order;
 
     // ---- visible to other threads ----
     std::atomic<int> max_concurrency{1};

@@ -191,8 +191,11 @@ TEST_F(Engine, TimeoutCancelsTheTaskAndFailsTheAttempt) {
 
 TEST_F(Engine, CancelQueuedAndRunningJobs) {
     auto q = make();
-    std::atomic<bool> saw{false};
-    q->add_task("slow", sleep_until_cancelled(&saw));
+    std::atomic<bool> saw{false}, started{false};
+    q->add_task("slow", [&, inner = sleep_until_cancelled(&saw)](JobContext& ctx) {
+        started = true;
+        return inner(ctx);
+    });
     q->start();
     auto queued = q->add_job("nobody-has-this");
     auto c = q->cancel_job(queued.rid);
@@ -206,8 +209,12 @@ TEST_F(Engine, CancelQueuedAndRunningJobs) {
     }
     ASSERT_EQ(q->get_job(run.rid).status, "RUNNING");
     q->cancel_job(run.rid);
-    for (int i = 0; i < 500 && !saw; ++i) std::this_thread::sleep_for(10ms);
-    EXPECT_TRUE(saw.load());
+    for (int i = 0; i < 300 && !saw; ++i) std::this_thread::sleep_for(10ms);
+    // The task was told, or the cancellation overtook our claim's result and it never started;
+    // never does it run on uncancelled.
+    EXPECT_TRUE(saw.load() || !started.load());
+    for (int i = 0; i < 300 && q->running_jobs() > 0; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(q->running_jobs(), 0);
     auto ended = finished(*q, run.rid);
     EXPECT_EQ(ended.status, "CANCELLED");
 }
@@ -480,4 +487,31 @@ TEST_F(Engine, ListenersHearUpdatesAndEndedJobs) {
     EXPECT_TRUE(heard(updates, j.rid, "RUNNING"));
     EXPECT_TRUE(heard(ended, j.rid, "SUCCEEDED"));
     EXPECT_TRUE(heard(ended, c.rid, "CANCELLED"));  // the reference's waiters missed this one
+}
+
+TEST_F(Engine, CancelInAnotherSchemaDoesNotTouchAJobWithTheSameId) {
+    // NOTIFY channels are database-wide and ids repeat across schemas: match by rid.
+    test::TestSchema other;
+    auto a = make();
+    auto b = std::make_unique<Queuer>("other-worker", 4, "", other.config(), std::nullopt,
+                                      fast_engine());
+    std::atomic<bool> a_saw{false}, b_saw{false};
+    a->add_task("slow", sleep_until_cancelled(&a_saw));
+    b->add_task("slow", sleep_until_cancelled(&b_saw));
+    a->start();
+    b->start();
+    auto ja = a->add_job("slow");
+    auto jb = b->add_job("slow");
+    ASSERT_EQ(ja.id, jb.id);
+    for (int i = 0; i < 500; ++i) {
+        if (a->get_job(ja.rid).status == "RUNNING" && b->get_job(jb.rid).status == "RUNNING")
+            break;
+        std::this_thread::sleep_for(10ms);
+    }
+    a->cancel_job(ja.rid);
+    for (int i = 0; i < 500 && !a_saw; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(a_saw.load());
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(b_saw.load());
+    EXPECT_EQ(b->get_job(jb.rid).status, "RUNNING");
 }
