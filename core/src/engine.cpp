@@ -607,22 +607,31 @@ void Queuer::Engine::heartbeat() {
         });
 }
 
+// Tells every running task to stop and decides its job's outcome now (`action`); returns how
+// many. Their slots free up once the tasks return and the outcome is written.
+int Queuer::Engine::abandon_running(const char* reason, const char* action, const char* error) {
+    int n = 0;
+    for (auto& [id, r] : running) {
+        if (r.abandoned) continue;
+        r.ctx->cancel(reason);
+        r.abandoned = true;
+        Completion c;
+        c.id = r.job.id;
+        c.run = r.run;
+        c.action = action;
+        c.error = error;
+        pending.push_back(std::move(c));
+        ++n;
+    }
+    return n;
+}
+
 void Queuer::Engine::apply_worker_status(const std::string& status) {
     if (status == worker_status::stopped) {
         if (stopped_notified) return;
         // Immediate stop from elsewhere: cancel what runs, end those jobs CANCELLED.
         accepting = false;
-        for (auto& [id, r] : running) {
-            if (r.abandoned) continue;
-            r.ctx->cancel("cancelled");
-            r.abandoned = true;
-            Completion c;
-            c.id = r.job.id;
-            c.run = r.run;
-            c.action = "CANCELLED";
-            c.error = "worker stopped";
-            pending.push_back(std::move(c));
-        }
+        abandon_running("cancelled", "CANCELLED", "worker stopped");
         request_flush();
         stopped_notified = true;
         spdlog::info("worker {} was stopped", q.worker_.rid);
@@ -753,19 +762,8 @@ void Queuer::Engine::stop(std::chrono::milliseconds grace) {
     }
     // 3. Tell the rest to stop and put their jobs back in the queue for another worker.
     post([this] {
-        int n = 0;
-        for (auto& [id, r] : running) {
-            if (r.abandoned) continue;
-            r.ctx->cancel("shutting down");
-            r.abandoned = true;
-            Completion c;
-            c.id = r.job.id;
-            c.run = r.run;
-            c.action = "REQUEUE";
-            c.error = "worker shut down before the task finished";
-            pending.push_back(std::move(c));
-            ++n;
-        }
+        int n = abandon_running("shutting down", "REQUEUE",
+                                "worker shut down before the task finished");
         if (n) spdlog::info("shutdown: {} running jobs put back in the queue", n);
         uv_timer_stop(&retry_timer);
         request_flush();

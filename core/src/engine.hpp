@@ -116,6 +116,7 @@ struct Queuer::Engine {
     void arm_due_timer(std::chrono::milliseconds in);
     void heartbeat();
     void apply_worker_status(const std::string& status);
+    int abandon_running(const char* reason, const char* action, const char* error);
     void on_notification(const db::Notification& n);
     void connect_listener();
     void schedule_listener_reconnect();
