@@ -131,7 +131,8 @@ void Queuer::Engine::on_async() {
 void Queuer::Engine::publish_state() {
     busy_count = slots_busy;
     std::lock_guard g(state_mu);
-    published_busy = slots_busy;
+    // A claim on its way back counts as busy: stop() must not decide before its jobs are in.
+    published_busy = slots_busy + (claim_in_flight ? 1 : 0);
     published_flushed = pending.empty() && !finish_in_flight;
     state_cv.notify_all();
 }
@@ -184,6 +185,7 @@ void Queuer::Engine::start_claim(int limit) {
             if (out->error) {
                 spdlog::warn("claiming jobs failed, will retry: {}", out->error->what());
                 arm_due_timer(1s);
+                publish_state();
                 return;
             }
             for (auto& j : out->jobs) dispatch(std::move(j));
