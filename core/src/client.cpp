@@ -222,11 +222,9 @@ Job Client::row_to_job(const db::Result& r, int i) const {
 Job Client::insert_one(db::Connection& c, std::string_view task, std::string_view parameters,
                        std::string_view parameters_keyed, std::optional<Options> options) {
     validate_task_name(task);
-    std::string params = json::compact(parameters.empty() ? "[]" : parameters, "parameters");
-    std::string keyed =
-        json::compact(parameters_keyed.empty() ? "{}" : parameters_keyed, "parameters_keyed");
-    json::require_array(params, "parameters");
-    json::require_object(keyed, "parameters_keyed");
+    std::string params = json::compact_array(parameters.empty() ? "[]" : parameters, "parameters");
+    std::string keyed = json::compact_object(parameters_keyed.empty() ? "{}" : parameters_keyed,
+                                             "parameters_keyed");
     Options opts = options.value_or(Options{});
     if (!opts.on_error && default_on_error_) opts.on_error = default_on_error_;
     opts.validate();
@@ -285,11 +283,9 @@ std::vector<std::string> Client::add_jobs(const std::vector<BatchJob>& jobs) {
         std::string scheduled_at;
         try {
             validate_task_name(b.task);
-            params = json::compact(b.parameters.empty() ? "[]" : b.parameters, "parameters");
-            keyed = json::compact(b.parameters_keyed.empty() ? "{}" : b.parameters_keyed,
-                                  "parameters_keyed");
-            json::require_array(params, "parameters");
-            json::require_object(keyed, "parameters_keyed");
+            params = json::compact_array(b.parameters.empty() ? "[]" : b.parameters, "parameters");
+            keyed = json::compact_object(b.parameters_keyed.empty() ? "{}" : b.parameters_keyed,
+                                         "parameters_keyed");
             Options opts = b.options.value_or(Options{});
             if (!opts.on_error && default_on_error_) opts.on_error = default_on_error_;
             opts.validate();

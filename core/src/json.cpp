@@ -109,5 +109,19 @@ std::string compact(std::string_view text, std::string_view what) {
     return std::string(sb.GetString(), sb.GetSize());
 }
 
+std::string compact_array(std::string_view text, std::string_view what) {
+    std::string out = compact(text, what);
+    if (out.empty() || out.front() != '[')
+        throw Error(ErrorKind::Invalid, fmt::format("{} must be a JSON array", what));
+    return out;
+}
+
+std::string compact_object(std::string_view text, std::string_view what) {
+    std::string out = compact(text, what);
+    if (out.empty() || out.front() != '{')
+        throw Error(ErrorKind::Invalid, fmt::format("{} must be a JSON object", what));
+    return out;
+}
+
 }  // namespace json
 }  // namespace queuer

@@ -83,6 +83,10 @@ void require_object(std::string_view text, std::string_view what);
 bool is_valid(std::string_view text);
 // Canonical compact form of valid JSON text (throws Error(Invalid) naming `what` otherwise).
 std::string compact(std::string_view text, std::string_view what);
+// compact() of text whose top level must be an array / object (one parse; the hot path of
+// add_job and add_jobs). Throws Error(Invalid) naming `what`.
+std::string compact_array(std::string_view text, std::string_view what);
+std::string compact_object(std::string_view text, std::string_view what);
 
 }  // namespace json
 }  // namespace queuer
