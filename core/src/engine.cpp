@@ -800,6 +800,7 @@ void Queuer::Engine::stop(std::chrono::milliseconds grace) {
         master = false;
     }
     size_t stuck = pool.shutdown(5s);
+    stuck_threads = stuck;
     if (stuck)
         spdlog::warn("shutdown: {} task threads ignore cancellation and were left running", stuck);
 }

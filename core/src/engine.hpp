@@ -175,6 +175,7 @@ struct Queuer::Engine {
     std::atomic<int> busy_count{0};
     std::atomic<bool> started{false};
     std::atomic<bool> master{false};
+    std::atomic<size_t> stuck_threads{0};  // task threads left running by stop()
     std::atomic<int64_t> last_tick_ms{0};  // steady clock, refreshed every second by the loop
     std::mutex state_mu;
     std::condition_variable state_cv;

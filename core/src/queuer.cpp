@@ -205,6 +205,10 @@ bool Queuer::loop_healthy(std::chrono::milliseconds max_age) const {
     return now_ms - engine_->last_tick_ms.load() <= max_age.count();
 }
 
+size_t Queuer::stuck_tasks() const {
+    return engine_->stuck_threads.load();
+}
+
 bool Queuer::is_master() const {
     return engine_->master.load();
 }

@@ -326,6 +326,16 @@ int run(const std::string& config_path) {
     uv_run(d.loop, UV_RUN_DEFAULT);
     if (d.stopper.joinable()) d.stopper.join();
     uv_loop_close(d.loop);
+    if (d.worker->stuck_tasks() > 0) {
+        // A task ignored cancellation and still runs plugin code: unloading the plugins under it
+        // would crash. Its job is back in the queue already; leave without unloading.
+        spdlog::warn(
+            "{} tasks still running after the grace period; exiting without unloading "
+            "the plugins",
+            d.worker->stuck_tasks());
+        spdlog::shutdown();
+        std::_Exit(0);
+    }
     d.worker.reset();
     d.processes.reset();
     d.plugins.reset();

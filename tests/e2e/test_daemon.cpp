@@ -265,3 +265,16 @@ TEST_F(E2E, OperatorVerbsAgainstARunningDaemon) {
     EXPECT_NE(nrid, *rids.begin());
     EXPECT_EQ(wait(nrid).first, 0);
 }
+
+TEST_F(E2E, SigtermWithATaskThatIgnoresCancellationStillExitsAndKeepsTheJob) {
+    DaemonOptions o;
+    o.shutdown_grace = "500ms";
+    auto& d = start_daemon(o);
+    auto rid = add("ignore_cancel", "[30000]");
+    ASSERT_TRUE(eventually([&] { return client().get_job(rid).status == "RUNNING"; }));
+    d.signal(SIGTERM);
+    EXPECT_EQ(d.wait(30s), 0) << d.log();
+    auto back = client().get_job(rid);  // back in the queue for another worker, not lost
+    EXPECT_EQ(back.status, "QUEUED");
+    EXPECT_EQ(back.attempts, 0);
+}

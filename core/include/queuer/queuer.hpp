@@ -129,6 +129,9 @@ class Queuer : public Client {
     // True while the engine loop is running and has turned within `max_age` (for watchdogs).
     bool loop_healthy(std::chrono::milliseconds max_age = std::chrono::seconds(5)) const;
     int running_jobs() const;
+    // Task threads that ignored cancellation and were still running when stop() returned; they
+    // may still execute task (plugin) code.
+    size_t stuck_tasks() const;
     // True while this worker holds the master lock (as of its last master pass).
     bool is_master() const;
     int max_concurrency() const;
