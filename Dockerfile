@@ -15,7 +15,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DQUEUER_BUILD_TEST
 FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libpq5 libuv1 libyaml-cpp0.7 libsodium23 libfmt9 libspdlog1.10 libsystemd0 \
-      libhowardhinnant-date3 tzdata ca-certificates \
+      libdate-tz3 tzdata ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --no-create-home --shell /usr/sbin/nologin queuerd
 COPY --from=build /out/ /
