@@ -89,9 +89,17 @@ std::vector<const char*> Params::pointers() const {
 namespace {
 void quiet_notice(void*, const PGresult*) {}
 
+// libpq's messages span lines ("...\n\tIs the server running..."): one line per log event.
 std::string trim_message(const char* m) {
-    std::string s = m ? m : "";
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    std::string s;
+    for (const char* p = m ? m : ""; *p; ++p) {
+        if (*p == '\n' || *p == '\t') {
+            if (!s.empty() && s.back() != ' ') s += ' ';
+        } else {
+            s += *p;
+        }
+    }
+    while (!s.empty() && s.back() == ' ') s.pop_back();
     return s;
 }
 }  // namespace

@@ -183,11 +183,13 @@ void Queuer::Engine::start_claim(int limit) {
         [this, out, limit] {
             claim_in_flight = false;
             if (out->error) {
-                spdlog::warn("claiming jobs failed, will retry: {}", out->error->what());
+                if (claim_failures++ % 10 == 0)
+                    spdlog::warn("claiming jobs failed, will retry: {}", out->error->what());
                 arm_due_timer(1s);
                 publish_state();
                 return;
             }
+            claim_failures = 0;
             for (auto& j : out->jobs) dispatch(std::move(j));
             if (out->next_due_s) {
                 auto ms = std::chrono::milliseconds(
@@ -532,8 +534,9 @@ void Queuer::Engine::request_flush() {
             if (out->error) {
                 // Keep every result; write them when the database answers again.
                 finish_backoff = backoff(finish_backoff);
-                spdlog::warn("writing {} job results failed, retrying in {} ms: {}", batch->size(),
-                             finish_backoff.count(), out->error->what());
+                if (finish_failures++ % 10 == 0)
+                    spdlog::warn("writing {} job results failed, retrying in {} ms: {}",
+                                 batch->size(), finish_backoff.count(), out->error->what());
                 pending.insert(pending.begin(), batch->begin(), batch->end());
                 uv_timer_start(
                     &retry_timer,
@@ -545,6 +548,7 @@ void Queuer::Engine::request_flush() {
                 }
             } else {
                 finish_backoff = 0ms;
+                finish_failures = 0;
                 for (const auto& c : *batch) {
                     if (auto it = running.find(c.run); it != running.end()) {
                         it->second.persisted = true;
@@ -596,9 +600,11 @@ void Queuer::Engine::heartbeat() {
         [this, out] {
             heartbeat_in_flight = false;
             if (out->error) {
-                spdlog::warn("heartbeat failed: {}", out->error->what());
+                if (heartbeat_failures++ % 20 == 0)
+                    spdlog::warn("heartbeat failed: {}", out->error->what());
                 return;
             }
+            heartbeat_failures = 0;
             if (!out->status) {
                 spdlog::error("worker row {} is gone (deleted by the master?); stopping",
                               q.worker_.rid);
@@ -684,8 +690,17 @@ void Queuer::Engine::on_notification(const db::Notification& n) {
 }
 
 void Queuer::Engine::connect_listener() {
-    listen_conn = std::make_unique<db::Connection>(db::Connection::open(q.cfg_));
-    for (const char* ch : {"job", "job_archive", "worker"}) listen_conn->listen(ch);
+    listen_conn = open_listener(q.cfg_);
+    attach_listener();
+}
+
+std::unique_ptr<db::Connection> Queuer::Engine::open_listener(const DatabaseConfig& cfg) {
+    auto c = std::make_unique<db::Connection>(db::Connection::open(cfg));
+    for (const char* ch : {"job", "job_archive", "worker"}) c->listen(ch);
+    return c;
+}
+
+void Queuer::Engine::attach_listener() {
     uv_poll_init(&loop, &listen_poll, listen_conn->socket());
     listen_poll.data = this;
     listen_poll_open = true;
@@ -706,6 +721,8 @@ void Queuer::Engine::connect_listener() {
     });
 }
 
+// Reconnects off the loop thread (a connect may wait up to connect_timeout), with backoff;
+// logs the outage once, then every tenth attempt.
 void Queuer::Engine::schedule_listener_reconnect() {
     if (listen_poll_open) {
         listen_poll_open = false;
@@ -717,17 +734,36 @@ void Queuer::Engine::schedule_listener_reconnect() {
         &listen_timer,
         [](uv_timer_t* t) {
             auto* e = self<Engine>((uv_handle_t*)t);
-            try {
-                e->connect_listener();
-                e->listen_backoff = 0ms;
-                spdlog::info("database listener reconnected");
-                e->request_claim();  // catch up on what we may have missed
-                e->request_flush();
-            } catch (const Error& err) {
-                e->listen_conn.reset();
-                spdlog::warn("database still unreachable: {}", err.what());
-                e->schedule_listener_reconnect();
-            }
+            struct Out {
+                std::unique_ptr<db::Connection> conn;
+                std::optional<Error> error;
+            };
+            auto out = std::make_shared<Out>();
+            detail::queue_work(
+                &e->loop,
+                [out, cfg = e->q.cfg_] {
+                    try {
+                        out->conn = open_listener(cfg);
+                    } catch (const Error& err) {
+                        out->error = err;
+                    }
+                },
+                [e, out] {
+                    if (uv_is_closing((uv_handle_t*)&e->async)) return;  // shutting down
+                    if (out->error) {
+                        if (e->listen_failures++ % 10 == 0)
+                            spdlog::warn("database still unreachable: {}", out->error->what());
+                        e->schedule_listener_reconnect();
+                        return;
+                    }
+                    e->listen_conn = std::move(out->conn);
+                    e->attach_listener();
+                    e->listen_backoff = 0ms;
+                    e->listen_failures = 0;
+                    spdlog::info("database listener reconnected");
+                    e->request_claim();  // catch up on what we may have missed
+                    e->request_flush();
+                });
         },
         static_cast<uint64_t>(listen_backoff.count()), 0);
 }

@@ -119,6 +119,8 @@ struct Queuer::Engine {
     int abandon_running(const char* reason, const char* action, const char* error);
     void on_notification(const db::Notification& n);
     void connect_listener();
+    static std::unique_ptr<db::Connection> open_listener(const DatabaseConfig& cfg);
+    void attach_listener();
     void schedule_listener_reconnect();
     void close_handles();
     std::optional<TimePoint> next_run(const Job& j);
@@ -163,6 +165,8 @@ struct Queuer::Engine {
     bool retention_applied = false;
     std::chrono::milliseconds finish_backoff{0};
     std::chrono::milliseconds listen_backoff{0};
+    // Failures in a row, so that an outage is logged once and then only now and then.
+    int listen_failures = 0, claim_failures = 0, finish_failures = 0, heartbeat_failures = 0;
     std::vector<detail::Completion> pending;
     std::optional<std::chrono::steady_clock::time_point> due_at;
     // Cancellations heard for rids not running here (yet): a claim may be on its way back from
