@@ -43,7 +43,7 @@ constexpr int kExitUsage = 2;
 constexpr int kExitJobFailed = 3;
 constexpr int kExitTimeout = 4;
 
-// An error that ends the program with one line on stderr: "queuerctl: WHAT — TODO".
+// An error that ends the program with one line on stderr: "queuerctl: WHAT — WHAT TO DO".
 struct Exit {
     int code;
     std::string what;

@@ -1,0 +1,38 @@
+// Small helpers shared by the engine's files (internal).
+#pragma once
+
+#include <uv.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+
+#include "queuer/config.hpp"
+#include "queuer/db.hpp"
+#include "queuer/error.hpp"
+
+namespace queuer::detail {
+
+template <class T>
+T* self(uv_handle_t* h) {
+    return static_cast<T*>(h->data);
+}
+
+// Exponential backoff from 250 ms up to 30 s.
+inline std::chrono::milliseconds backoff(std::chrono::milliseconds prev) {
+    using namespace std::chrono_literals;
+    if (prev.count() == 0) return 250ms;
+    return std::min<std::chrono::milliseconds>(prev * 2, 30s);
+}
+
+// The connection, opened (again) when it is missing or broken.
+inline db::Connection& ensure(std::unique_ptr<db::Connection>& c, const DatabaseConfig& cfg) {
+    if (!c || !c->ok()) c = std::make_unique<db::Connection>(db::Connection::open(cfg));
+    return *c;
+}
+
+inline void drop_if_broken(std::unique_ptr<db::Connection>& c, const Error& e) {
+    if (e.kind() == ErrorKind::Connection || (c && !c->ok())) c.reset();
+}
+
+}  // namespace queuer::detail
