@@ -1,28 +1,8 @@
 // Claiming: one statement takes up to the free slots, due jobs only, in creation order, with
 // FOR UPDATE SKIP LOCKED; a timer wakes the worker at the next due time.
-#include <fmt/format.h>
-#include <rapidjson/document.h>
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
-
-#include "engine.hpp"
-#include "engine_sql.hpp"
 #include "engine_util.hpp"
-#include "queuer/crypto.hpp"
-#include "queuer/error.hpp"
 
 namespace queuer {
-
-using namespace std::chrono_literals;
-using detail::backoff;
-using detail::Completion;
-using detail::drop_if_broken;
-using detail::ensure;
-using detail::queue_work;
-using detail::self;
-using detail::TaskDone;
-using steady = std::chrono::steady_clock;
 
 void Queuer::Engine::request_claim() {
     if (!claim_jobs || !accepting || task_names.empty()) return;

@@ -1,28 +1,8 @@
 // The worker engine's loop: start, commands from other threads, state for stop(), shutdown.
 // See engine.hpp for who owns what.
-#include <fmt/format.h>
-#include <rapidjson/document.h>
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
-
-#include "engine.hpp"
-#include "engine_sql.hpp"
 #include "engine_util.hpp"
-#include "queuer/crypto.hpp"
-#include "queuer/error.hpp"
 
 namespace queuer {
-
-using namespace std::chrono_literals;
-using detail::backoff;
-using detail::Completion;
-using detail::drop_if_broken;
-using detail::ensure;
-using detail::queue_work;
-using detail::self;
-using detail::TaskDone;
-using steady = std::chrono::steady_clock;
 
 Queuer::Engine::Engine(Queuer& q_, EngineOptions o) : q(q_), opts(o) {
     uv_loop_init(&loop);

@@ -12,21 +12,31 @@ namespace queuer::detail {
     "j.results, j.error, j.created_at, j.updated_at, j.parameters_encrypted, "                   \
     "j.parameters_keyed_encrypted, j.results_encrypted"
 
+// The claim, shared by kClaim and kFinish; its arguments are the placeholders to use.
+// picked: due jobs of these tasks and next-interval functions, in creation order, skipping rows
+// another worker holds. The UPDATE marks them RUNNING for this worker.
+#define QUEUER_CLAIM_PICKED(TASKS, NIFS, LIMIT)                                  \
+    "picked AS ("                                                                \
+    " SELECT id FROM job"                                                        \
+    " WHERE status IN ('QUEUED', 'SCHEDULED')"                                   \
+    "   AND (scheduled_at IS NULL OR scheduled_at <= CURRENT_TIMESTAMP)"         \
+    "   AND task_name = ANY(" TASKS                                              \
+    "::varchar[])"                                                               \
+    "   AND COALESCE(options -> 'schedule' ->> 'next_interval', '') = ANY(" NIFS \
+    "::varchar[])"                                                               \
+    " ORDER BY created_at, id LIMIT " LIMIT "::int FOR UPDATE SKIP LOCKED)"
+#define QUEUER_CLAIM_UPDATE(WORKER_ID, WORKER_RID)                        \
+    " UPDATE job j SET status = 'RUNNING', worker_id = " WORKER_ID        \
+    "::bigint,"                                                           \
+    "  worker_rid = " WORKER_RID                                          \
+    "::uuid, started_at = CURRENT_TIMESTAMP,"                             \
+    "  schedule_count = j.schedule_count + 1, attempts = j.attempts + 1," \
+    "  updated_at = CURRENT_TIMESTAMP FROM picked WHERE j.id = picked.id RETURNING " QUEUER_J_COLS
+
 // $1 task names, $2 next-interval names (with '' for "none"), $3 limit, $4 worker id,
 // $5 worker rid. Only due jobs; creation order; never a row another worker holds.
 inline const db::Statement kClaim{
-    "queuer_claim",
-    "WITH picked AS ("
-    " SELECT id FROM job"
-    " WHERE status IN ('QUEUED', 'SCHEDULED')"
-    "   AND (scheduled_at IS NULL OR scheduled_at <= CURRENT_TIMESTAMP)"
-    "   AND task_name = ANY($1::varchar[])"
-    "   AND COALESCE(options -> 'schedule' ->> 'next_interval', '') = ANY($2::varchar[])"
-    " ORDER BY created_at, id LIMIT $3::int FOR UPDATE SKIP LOCKED)"
-    " UPDATE job j SET status = 'RUNNING', worker_id = $4::bigint, worker_rid = $5::uuid,"
-    "  started_at = CURRENT_TIMESTAMP, schedule_count = j.schedule_count + 1,"
-    "  attempts = j.attempts + 1, updated_at = CURRENT_TIMESTAMP"
-    " FROM picked WHERE j.id = picked.id RETURNING " QUEUER_J_COLS};
+    "queuer_claim", "WITH " QUEUER_CLAIM_PICKED("$1", "$2", "$3") QUEUER_CLAIM_UPDATE("$4", "$5")};
 
 // Seconds until the next job this worker could run becomes due (NULL when none is waiting).
 inline const db::Statement kNextDue{
@@ -86,19 +96,8 @@ inline const db::Statement kFinish{
     // The slots these completions free are refilled in the same round trip: the claim of
     // kClaim with $10 task names, $11 next-interval names, $12 limit, $13 worker id. It sees
     // the statement's snapshot, so it never takes a row the CTEs above are changing.
-    " picked AS ("
-    " SELECT id FROM job"
-    " WHERE status IN ('QUEUED', 'SCHEDULED')"
-    "   AND (scheduled_at IS NULL OR scheduled_at <= CURRENT_TIMESTAMP)"
-    "   AND task_name = ANY($10::varchar[])"
-    "   AND COALESCE(options -> 'schedule' ->> 'next_interval', '') = ANY($11::varchar[])"
-    " ORDER BY created_at, id LIMIT $12::int FOR UPDATE SKIP LOCKED),"
-    " claimed AS ("
-    " UPDATE job j SET status = 'RUNNING', worker_id = $13::bigint, worker_rid = $7::uuid,"
-    "  started_at = CURRENT_TIMESTAMP, schedule_count = j.schedule_count + 1,"
-    "  attempts = j.attempts + 1, updated_at = CURRENT_TIMESTAMP"
-    " FROM picked WHERE j.id = picked.id RETURNING " QUEUER_J_COLS
-    ")"
+    " " QUEUER_CLAIM_PICKED("$10", "$11", "$12") ","
+    " claimed AS (" QUEUER_CLAIM_UPDATE("$13", "$7") ")"
     " SELECT * FROM claimed"};  // data-modifying CTEs run to completion, read or not
 
 inline const db::Statement kHeartbeat{

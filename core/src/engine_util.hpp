@@ -1,12 +1,16 @@
-// Small helpers shared by the engine's files (internal).
+// What every file of the engine (engine, claim, run, finish, schedule, heartbeat,
+// notify_listener) shares: the Engine itself, its SQL, small helpers and names. Internal.
 #pragma once
 
+#include <spdlog/spdlog.h>
 #include <uv.h>
 
 #include <algorithm>
 #include <chrono>
 #include <memory>
 
+#include "engine.hpp"
+#include "engine_sql.hpp"
 #include "queuer/config.hpp"
 #include "queuer/db.hpp"
 #include "queuer/error.hpp"
@@ -36,3 +40,17 @@ inline void drop_if_broken(std::unique_ptr<db::Connection>& c, const Error& e) {
 }
 
 }  // namespace queuer::detail
+
+namespace queuer {
+
+using namespace std::chrono_literals;
+using detail::backoff;
+using detail::Completion;
+using detail::drop_if_broken;
+using detail::ensure;
+using detail::queue_work;
+using detail::self;
+using detail::TaskDone;
+using steady = std::chrono::steady_clock;
+
+}  // namespace queuer

@@ -1,28 +1,8 @@
 // Finishing: every completion gathered since the last write goes to the database in one
 // statement, which also claims jobs for the slots it frees.
-#include <fmt/format.h>
-#include <rapidjson/document.h>
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
-
-#include "engine.hpp"
-#include "engine_sql.hpp"
 #include "engine_util.hpp"
-#include "queuer/crypto.hpp"
-#include "queuer/error.hpp"
 
 namespace queuer {
-
-using namespace std::chrono_literals;
-using detail::backoff;
-using detail::Completion;
-using detail::drop_if_broken;
-using detail::ensure;
-using detail::queue_work;
-using detail::self;
-using detail::TaskDone;
-using steady = std::chrono::steady_clock;
 
 void Queuer::Engine::request_flush() {
     if (finish_in_flight || pending.empty()) {

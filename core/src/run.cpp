@@ -1,28 +1,11 @@
 // Running: hand claimed jobs to the task pool, collect what tasks return, decide retry or
 // failure, enforce timeouts, hold each slot until its outcome is written.
 #include <fmt/format.h>
-#include <rapidjson/document.h>
-#include <spdlog/spdlog.h>
 
-#include <algorithm>
-
-#include "engine.hpp"
-#include "engine_sql.hpp"
 #include "engine_util.hpp"
 #include "queuer/crypto.hpp"
-#include "queuer/error.hpp"
 
 namespace queuer {
-
-using namespace std::chrono_literals;
-using detail::backoff;
-using detail::Completion;
-using detail::drop_if_broken;
-using detail::ensure;
-using detail::queue_work;
-using detail::self;
-using detail::TaskDone;
-using steady = std::chrono::steady_clock;
 
 void Queuer::Engine::dispatch(Job job) {
     ++slots_busy;

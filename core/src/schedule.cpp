@@ -1,27 +1,7 @@
 // Schedules: when the next run of a periodic job is due.
-#include <fmt/format.h>
-#include <rapidjson/document.h>
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
-
-#include "engine.hpp"
-#include "engine_sql.hpp"
 #include "engine_util.hpp"
-#include "queuer/crypto.hpp"
-#include "queuer/error.hpp"
 
 namespace queuer {
-
-using namespace std::chrono_literals;
-using detail::backoff;
-using detail::Completion;
-using detail::drop_if_broken;
-using detail::ensure;
-using detail::queue_work;
-using detail::self;
-using detail::TaskDone;
-using steady = std::chrono::steady_clock;
 
 std::optional<TimePoint> Queuer::Engine::next_run(const Job& j) {
     if (!j.options.schedule) return std::nullopt;
