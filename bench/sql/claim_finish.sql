@@ -5,7 +5,7 @@
 -- for the parameters): every claimed job moves to job_archive as SUCCEEDED, one statement per
 -- batch. Each pgbench client is its own worker (worker_rid derived from client_id). The table is
 -- pre-filled; nothing is re-inserted, so jobs/s = tps x batch while jobs remain.
-\set batch 1
+-- The batch size comes from the command line: pgbench -D batch=100 -f claim_finish.sql
 \set wid :client_id + 1
 WITH picked AS (
  SELECT id FROM job
