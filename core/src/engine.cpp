@@ -113,30 +113,38 @@ void Queuer::Engine::close_handles() {
 void Queuer::Engine::stop(std::chrono::milliseconds grace) {
     if (!thread.joinable()) return;
     // 1. No new claims.
-    post([this] {
+    // Each wait below first waits for the loop to have run the step's command: a state
+    // published before it (e.g. "0 busy" just before a claim returned) says nothing.
+    auto reached = [this](int phase) {
+        std::lock_guard g(state_mu);
+        stop_phase = phase;
+    };
+    post([this, reached] {
         accepting = false;
         uv_timer_stop(&poll_timer);
         uv_timer_stop(&due_timer);
+        reached(1);
         publish_state();
     });
     // 2. Let running tasks finish within the grace period.
     {
         std::unique_lock lk(state_mu);
-        state_cv.wait_for(lk, grace, [&] { return published_busy == 0; });
+        state_cv.wait_for(lk, grace, [&] { return stop_phase >= 1 && published_busy == 0; });
     }
     // 3. Tell the rest to stop and put their jobs back in the queue for another worker.
-    post([this] {
+    post([this, reached] {
         int n = abandon_running("shutting down", "REQUEUE",
                                 "worker shut down before the task finished");
         if (n) spdlog::info("shutdown: {} running jobs put back in the queue", n);
         uv_timer_stop(&retry_timer);
+        reached(3);
         request_flush();
         publish_state();
     });
     // 4. Wait (bounded) until every result is written.
     {
         std::unique_lock lk(state_mu);
-        if (!state_cv.wait_for(lk, 15s, [&] { return published_flushed; }))
+        if (!state_cv.wait_for(lk, 15s, [&] { return stop_phase >= 3 && published_flushed; }))
             spdlog::error(
                 "shutdown: some job results could not be written; those jobs stay "
                 "RUNNING until the master recovers them");

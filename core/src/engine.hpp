@@ -185,6 +185,7 @@ struct Queuer::Engine {
     std::condition_variable state_cv;
     int published_busy = 0;
     bool published_flushed = true;
+    int stop_phase = 0;  // the last step of stop() the loop has carried out
 
     std::function<void(const JobEvent&)> on_update, on_ended;
     std::function<void()> on_stopped;

@@ -519,3 +519,24 @@ TEST_F(Engine, CancelInAnotherSchemaDoesNotTouchAJobWithTheSameId) {
     EXPECT_FALSE(b_saw.load());
     EXPECT_EQ(b->get_job(jb.rid).status, "RUNNING");
 }
+
+TEST_F(Engine, StopRightAfterAClaimWaitsForItsJobs) {
+    // stop() as soon as the table shows the jobs RUNNING, possibly before the claim's result
+    // reached the loop: the grace must still cover them (they finish, none is requeued).
+    auto q = make();
+    q->add_task("short", [](JobContext&) {
+        std::this_thread::sleep_for(300ms);
+        return std::string("[]");
+    });
+    q->start();
+    std::vector<BatchJob> batch(3);
+    for (auto& b : batch) b.task = "short";
+    auto rids = q->add_jobs(batch);
+    auto c = schema.connect();
+    for (int i = 0; i < 2000; ++i) {
+        if (c.exec("SELECT count(*) FROM job WHERE status = 'RUNNING'").i32(0, 0) == 3) break;
+        std::this_thread::sleep_for(1ms);
+    }
+    q->stop(10s);
+    for (const auto& rid : rids) EXPECT_EQ(q->get_job_ended(rid).status, "SUCCEEDED");
+}
