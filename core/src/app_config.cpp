@@ -254,6 +254,34 @@ class Loader {
         return d;
     }
 
+    // A byte size: a plain number of bytes, or with a unit kB, MB, GB (PostgreSQL's units,
+    // powers of 1024; KiB, MiB, GiB are accepted too).
+    std::optional<uint64_t> size(const Section& s, const std::string& key, uint64_t min,
+                                 uint64_t max) const {
+        auto text = scalar(s, key, "a size such as 16MB or a number of bytes");
+        if (!text) return std::nullopt;
+        uint64_t v = 0;
+        const char* b = text->data();
+        const char* e = b + text->size();
+        auto [ptr, ec] = std::from_chars(b, e, v);
+        std::string unit(ptr, e);
+        while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+        uint64_t mult = 0;
+        if (unit.empty() || unit == "B") mult = 1;
+        if (unit == "kB" || unit == "KB" || unit == "KiB") mult = 1024;
+        if (unit == "MB" || unit == "MiB") mult = 1024 * 1024;
+        if (unit == "GB" || unit == "GiB") mult = 1024ull * 1024 * 1024;
+        if (ptr == b || ec != std::errc() || mult == 0 || v > max / mult)
+            fail(line(s, key), fmt::format("{} must be a size such as 16MB, 512kB or a number of "
+                                           "bytes, up to {} bytes, not \"{}\"",
+                                           s.key_path(key), max, *text));
+        v *= mult;
+        if (v < min || v > max)
+            fail(line(s, key), fmt::format("{} must be between {} and {} bytes, not {}",
+                                           s.key_path(key), min, max, v));
+        return v;
+    }
+
     std::optional<std::string> choice(const Section& s, const std::string& key,
                                       std::initializer_list<const char*> values) const {
         auto text = scalar(s, key, "a string");
@@ -310,6 +338,10 @@ void check_key(std::string_view key, std::string_view what) {
     }
 }
 
+#define QUEUER_WORKER_KEYS                                                                          \
+    {"name",           "max_concurrency", "on_error", "heartbeat_interval", "shutdown_grace", \
+     "isolation",      "poll_interval",   "prefetch", "max_result_bytes"}
+
 void apply_defaults_without_file(AppConfig& cfg) {
     cfg.worker.name = default_worker_name();
     cfg.worker.max_concurrency = default_max_concurrency();
@@ -317,8 +349,7 @@ void apply_defaults_without_file(AppConfig& cfg) {
 
 void parse_worker(const Loader& L, const Section& root, AppConfig& cfg, bool require_worker) {
     Section w = L.subsection(root, "worker",
-                             {"name", "max_concurrency", "on_error", "heartbeat_interval",
-                              "shutdown_grace", "isolation", "poll_interval"});
+                             QUEUER_WORKER_KEYS);
     if (!root.find("worker") && require_worker)
         L.fail(root.line, "worker is required (with worker.name and worker.max_concurrency)");
     auto name = L.string(w, "name");
@@ -365,6 +396,10 @@ void parse_worker(const Loader& L, const Section& root, AppConfig& cfg, bool req
     if (auto d = L.duration(w, "poll_interval")) cfg.worker.poll_interval = to_ms(*d);
     if (auto i = L.choice(w, "isolation", {"thread", "process"}))
         cfg.worker.isolation = *i == "process" ? Isolation::Process : Isolation::Thread;
+    if (auto n = L.integer(w, "prefetch", 0, 100000)) cfg.worker.prefetch = static_cast<int>(*n);
+    // At least 1 kB (an error text must fit); at most 1 GB, PostgreSQL's limit for one value.
+    if (auto n = L.size(w, "max_result_bytes", 1024, 1024ull * 1024 * 1024))
+        cfg.worker.max_result_bytes = static_cast<size_t>(*n);
 }
 
 void parse_database(const Loader& L, const Section& root, AppConfig& cfg) {
@@ -522,8 +557,7 @@ AppConfig load_app_config(const std::string& path, bool require_worker) {
 
     if (cfg.worker.heartbeat_interval >= cfg.master.worker_stale_threshold) {
         const Section w = L.subsection(top, "worker",
-                                       {"name", "max_concurrency", "on_error", "heartbeat_interval",
-                                        "shutdown_grace", "isolation", "poll_interval"});
+                                       QUEUER_WORKER_KEYS);
         L.fail(L.line(w, "heartbeat_interval"),
                fmt::format("worker.heartbeat_interval ({} ms) must be well under "
                            "master.worker_stale_threshold ({} s), or live workers look stale",

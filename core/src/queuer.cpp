@@ -216,6 +216,12 @@ bool Queuer::is_master() const {
 int Queuer::running_jobs() const {
     return engine_->busy_count.load();
 }
+std::string Queuer::not_ready_reason() const {
+    if (!engine_->thread.joinable()) return "the worker is not running";
+    if (!loop_healthy()) return "the engine loop is not turning";
+    return {};
+}
+
 int Queuer::max_concurrency() const {
     return engine_->max_concurrency.load();
 }

@@ -200,6 +200,8 @@ std::unique_ptr<queuer::Queuer> connect_worker(const queuer::AppConfig& cfg) {
     queuer::EngineOptions eo;
     eo.heartbeat_interval = cfg.worker.heartbeat_interval;
     eo.poll_interval = cfg.worker.poll_interval;
+    eo.prefetch = cfg.worker.prefetch;
+    eo.max_result_bytes = cfg.worker.max_result_bytes;
     // Every queuerd takes part in the master election (master: section, or its defaults).
     eo.master = cfg.master;
     if (cfg.master.master_lock_timeout <= cfg.master.master_poll_interval)

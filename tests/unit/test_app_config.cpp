@@ -421,3 +421,24 @@ TEST_F(AppConfigTest, RetentionZeroMeansKeep) {
     auto c = load_app_config(config(std::string(kMinimal) + "master:\n  retention_archive: 0\n"));
     EXPECT_EQ(c.master.retention_archive.count(), 0);
 }
+
+TEST_F(AppConfigTest, PrefetchAndResultLimit) {
+    auto d = load_app_config(config(kMinimal));
+    EXPECT_EQ(d.worker.prefetch, 100);
+    EXPECT_EQ(d.worker.max_result_bytes, size_t{16} << 20);
+    auto c = load_app_config(
+        config(std::string(kMinimal) + "  prefetch: 0\n  max_result_bytes: 512kB\n"));
+    EXPECT_EQ(c.worker.prefetch, 0);
+    EXPECT_EQ(c.worker.max_result_bytes, size_t{512} * 1024);
+    c = load_app_config(config(std::string(kMinimal) + "  max_result_bytes: 2048\n"));
+    EXPECT_EQ(c.worker.max_result_bytes, 2048u);
+    c = load_app_config(config(std::string(kMinimal) + "  max_result_bytes: 1GB\n"));
+    EXPECT_EQ(c.worker.max_result_bytes, size_t{1} << 30);
+    auto e = error_of(std::string(kMinimal) + "  max_result_bytes: 2TB\n");
+    EXPECT_EQ(e.rfind(at(4), 0), 0u) << e;
+    EXPECT_NE(e.find("worker.max_result_bytes must be a size"), std::string::npos) << e;
+    e = error_of(std::string(kMinimal) + "  max_result_bytes: 10\n");
+    EXPECT_NE(e.find("between 1024 and"), std::string::npos) << e;
+    e = error_of(std::string(kMinimal) + "  prefetch: -1\n");
+    EXPECT_NE(e.find("worker.prefetch must be between 0 and 100000"), std::string::npos) << e;
+}

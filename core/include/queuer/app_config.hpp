@@ -28,6 +28,10 @@ struct WorkerConfig {
     std::chrono::milliseconds shutdown_grace{std::chrono::seconds(30)};
     Isolation isolation = Isolation::Thread;
     std::chrono::milliseconds poll_interval{std::chrono::seconds(30)};  // NOTIFY fallback
+    // Upper bound of jobs claimed ahead of free slots (EngineOptions::prefetch); 0 = none.
+    int prefetch = 100;
+    // Results or errors larger than this end their job FAILED (EngineOptions::max_result_bytes).
+    size_t max_result_bytes = 16u << 20;
 };
 
 struct PluginConfig {

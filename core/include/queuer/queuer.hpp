@@ -13,6 +13,7 @@
 #include <string>
 
 #include "queuer/client.hpp"
+#include "queuer/observer.hpp"
 
 namespace queuer {
 
@@ -84,6 +85,15 @@ struct EngineOptions {
     // When set, this worker takes part in the master election and, while master, applies these
     // settings: stale workers and their jobs, worker deletion, archive retention.
     std::optional<MasterSettings> master;
+    // Jobs claimed ahead of free slots and held locally until a slot frees (worker.prefetch):
+    // the upper bound; the engine claims ahead only as many as its tasks are expected to start
+    // within about 100 ms (from the run times it measures). 0 = claim only for free slots.
+    int prefetch = 100;
+    // A result (or error text) larger than this ends its job FAILED with the reason instead of
+    // being written (worker.max_result_bytes). 0 = no limit of our own.
+    size_t max_result_bytes = 16u << 20;
+    // Told about job outcomes, connection state and the master role (metrics). May be null.
+    std::shared_ptr<EngineObserver> observer;
 };
 
 class Queuer : public Client {
@@ -135,6 +145,9 @@ class Queuer : public Client {
     // True while this worker holds the master lock (as of its last master pass).
     bool is_master() const;
     int max_concurrency() const;
+    // Empty while the worker is registered, started, connected and listening; otherwise a
+    // one-line reason (for /readyz).
+    std::string not_ready_reason() const;
 
   private:
     struct Engine;
