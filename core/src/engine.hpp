@@ -90,6 +90,7 @@ struct Queuer::Engine {
         // database, so that RUNNING rows in the table never exceed max_concurrency.
         bool thread_done = false;
         bool persisted = false;
+        std::chrono::steady_clock::time_point started{};
     };
 
     Engine(Queuer& q, EngineOptions opts);

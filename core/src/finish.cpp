@@ -96,6 +96,19 @@ void Queuer::Engine::request_flush() {
                 finish_failures = 0;
                 for (const auto& c : *batch) {
                     if (auto it = running.find(c.run); it != running.end()) {
+                        if (opts.observer) {
+                            Outcome o = c.action == "SUCCEEDED"   ? Outcome::Succeeded
+                                        : c.action == "FAILED"    ? Outcome::Failed
+                                        : c.action == "CANCELLED" ? Outcome::Cancelled
+                                        : c.action == "RETRY"     ? Outcome::Retried
+                                                                  : Outcome::Requeued;
+                            auto st = it->second.started;
+                            double secs = st == steady::time_point{}
+                                              ? 0.0
+                                              : std::chrono::duration<double>(steady::now() - st)
+                                                    .count();
+                            opts.observer->job_finished(it->second.job.task_name, o, secs);
+                        }
                         it->second.persisted = true;
                         release_if_done(c.run);
                     }

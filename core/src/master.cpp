@@ -92,6 +92,7 @@ void Queuer::Engine::master_tick() {
             if (out->retention_applied) retention_applied = true;
             if (out->is_master != master.load()) {
                 master = out->is_master;
+                if (opts.observer) opts.observer->master_changed(out->is_master);
                 if (out->is_master)
                     spdlog::info("this worker is now the master");
                 else

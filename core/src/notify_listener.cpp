@@ -59,6 +59,7 @@ void Queuer::Engine::attach_listener() {
                 notes = e->listen_conn->drain_notifications();
             } catch (const Error& err) {
                 spdlog::warn("lost the database listener: {}; reconnecting", err.what());
+                if (e->opts.observer) e->opts.observer->db_up(false);
                 broken = true;
             }
         }
@@ -107,6 +108,10 @@ void Queuer::Engine::schedule_listener_reconnect() {
                     e->listen_backoff = 0ms;
                     e->listen_failures = 0;
                     spdlog::info("database listener reconnected");
+                    if (e->opts.observer) {
+                        e->opts.observer->db_reconnected();
+                        e->opts.observer->db_up(true);
+                    }
                     e->request_claim();  // catch up on what we may have missed
                     e->request_flush();
                 });

@@ -57,6 +57,13 @@ void Queuer::Engine::dispatch(Job job) {
         return;
     }
     spdlog::debug("job {}: started {} (attempt {})", ctx->rid(), ctx->task_name(), ctx->attempt());
+    running[run].started = steady::now();
+    if (opts.observer) {
+        const Job& j = running[run].job;
+        auto due = j.scheduled_at.value_or(j.created_at);
+        opts.observer->job_started(
+            j.task_name, std::max(0.0, std::chrono::duration<double>(now() - due).count()));
+    }
     ++threads_running;
     pool.submit([sink = sink, ctx, fn = it->second, run] {
         TaskDone d;
