@@ -216,6 +216,30 @@ bool Queuer::is_master() const {
 int Queuer::running_jobs() const {
     return engine_->busy_count.load();
 }
+const char* to_string(StopCause c) {
+    switch (c) {
+        case StopCause::None:
+            return "running";
+        case StopCause::Local:
+            return "stopped locally";
+        case StopCause::Requested:
+            return "stop requested";
+        case StopCause::Immediate:
+            return "stopped from elsewhere";
+        case StopCause::Stale:
+            return "declared stale by the master";
+    }
+    return "?";
+}
+
+// Interim (first engine): the second engine tracks these.
+StopCause Queuer::stop_cause() const {
+    return engine_->thread.joinable() ? StopCause::None : StopCause::Local;
+}
+size_t Queuer::unwritten_jobs() const {
+    return 0;
+}
+
 std::string Queuer::not_ready_reason() const {
     if (!engine_->thread.joinable()) return "the worker is not running";
     if (!loop_healthy()) return "the engine loop is not turning";

@@ -96,6 +96,17 @@ struct EngineOptions {
     std::shared_ptr<EngineObserver> observer;
 };
 
+// Why a worker stopped (Queuer::stop_cause); queuerd picks its exit status from it.
+enum class StopCause {
+    None,       // still running
+    Local,      // stop() was called in this process (SIGTERM, SIGINT, the destructor)
+    Requested,  // STOPPING was set from elsewhere (queuerctl stop worker --graceful)
+    Immediate,  // STOPPED was set from elsewhere (queuerctl stop worker / cancel worker)
+    Stale,      // a master marked this worker STOPPED because its heartbeat was late (it was
+                // frozen, or cut off from the database for longer than the stale threshold)
+};
+const char* to_string(StopCause c);
+
 class Queuer : public Client {
   public:
     // Registers the worker row (status READY). Throws Error(Invalid) on a bad name, concurrency
@@ -145,6 +156,11 @@ class Queuer : public Client {
     // True while this worker holds the master lock (as of its last master pass).
     bool is_master() const;
     int max_concurrency() const;
+    // Why the worker stopped or is stopping (None while it runs).
+    StopCause stop_cause() const;
+    // After stop(): how many jobs ran (or were held) here whose outcome could not be written to
+    // the database before stop() gave up; their rids were logged. 0 after a clean stop.
+    size_t unwritten_jobs() const;
     // Empty while the worker is registered, started, connected and listening; otherwise a
     // one-line reason (for /readyz).
     std::string not_ready_reason() const;
