@@ -1,6 +1,7 @@
 // The worker engine's loop: start, commands from other threads, state for stop(), shutdown.
 // See engine.hpp for who owns what.
 #include "engine_util.hpp"
+#include "master_sql.hpp"
 
 namespace queuer {
 

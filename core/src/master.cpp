@@ -6,6 +6,7 @@
 
 #include "engine.hpp"
 #include "engine_sql.hpp"
+#include "master_sql.hpp"
 #include "queuer/error.hpp"
 
 namespace queuer {
