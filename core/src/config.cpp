@@ -96,6 +96,13 @@ std::vector<std::pair<std::string, std::string>> DatabaseConfig::libpq_params() 
         {"sslmode", sslmode},
         {"application_name", application_name},
         {"connect_timeout", std::to_string(connect_timeout_seconds)},
+        // A server that vanished without a word (host down, cable cut) is noticed within about
+        // 30 s: TCP keepalives on idle connections, a limit on unacknowledged data otherwise.
+        {"keepalives", "1"},
+        {"keepalives_idle", "10"},
+        {"keepalives_interval", "5"},
+        {"keepalives_count", "3"},
+        {"tcp_user_timeout", "30000"},
         {"options", fmt::format("-c search_path={} -c statement_timeout={} -c TimeZone=UTC", schema,
                                 statement_timeout_ms)},
     };

@@ -154,27 +154,38 @@ int Connection::socket() const {
     return conn_ ? PQsocket(conn_) : -1;
 }
 
-Result Connection::check(PGresult* r, std::string_view what) {
+Error result_error(pg_conn* conn, const pg_result* r, std::string_view what) {
     if (!r) {
-        throw Error(ErrorKind::Connection,
-                    fmt::format("{}: {}", what, trim_message(PQerrorMessage(conn_))));
+        return Error(ErrorKind::Connection,
+                     fmt::format("{}: {}", what, trim_message(PQerrorMessage(conn))));
     }
-    auto st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_COPY_IN) return Result(r);
     const char* sqlstate = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     const char* detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
     std::string state = sqlstate ? sqlstate : "";
     std::string msg = primary ? primary : trim_message(PQresultErrorMessage(r));
     if (detail) msg += fmt::format(" ({})", detail);
-    PQclear(r);
-    bool broken = PQstatus(conn_) != CONNECTION_OK || state.rfind("08", 0) == 0 ||
+    bool broken = PQstatus(conn) != CONNECTION_OK || state.rfind("08", 0) == 0 ||
                   state == "57P01" || state == "57P02" || state == "57P03";
-    if (state.empty() && PQstatus(conn_) != CONNECTION_OK) broken = true;
-    throw Error(broken ? ErrorKind::Connection : ErrorKind::Database,
-                state.empty() ? fmt::format("{}: {}", what, msg)
-                              : fmt::format("{}: {} [SQLSTATE {}]", what, msg, state),
-                state);
+    return Error(broken ? ErrorKind::Connection : ErrorKind::Database,
+                 state.empty() ? fmt::format("{}: {}", what, msg)
+                               : fmt::format("{}: {} [SQLSTATE {}]", what, msg, state),
+                 state);
+}
+
+std::string connection_message(pg_conn* conn) {
+    return trim_message(conn ? PQerrorMessage(conn) : "no connection");
+}
+
+Result Connection::check(PGresult* r, std::string_view what) {
+    if (r) {
+        auto st = PQresultStatus(r);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_COPY_IN)
+            return Result(r);
+    }
+    Error e = result_error(conn_, r, what);
+    if (r) PQclear(r);
+    throw e;
 }
 
 Result Connection::exec(std::string_view sql) {

@@ -1,179 +1,546 @@
-// The worker engine's loop: start, commands from other threads, state for stop(), shutdown.
-// See engine.hpp for who owns what.
-#include "engine_util.hpp"
-#include "master_sql.hpp"
+// The engine's lifecycle: construction, start, commands from other threads, the periodic tick,
+// stop (drain, grace, flush, close). Who owns what: engine.hpp; the life of a job:
+// docs/internals.md.
+#include "engine.hpp"
+
+#include <fmt/format.h>
+
+#include "engine_sql.hpp"
+#include "queuer/log.hpp"
+#include "uv_check.hpp"
 
 namespace queuer {
 
-Queuer::Engine::Engine(Queuer& q_, EngineOptions o) : q(q_), opts(o) {
-    uv_loop_init(&loop);
-    loop.data = this;
-    uv_async_init(&loop, &async, [](uv_async_t* h) { self<Engine>((uv_handle_t*)h)->on_async(); });
-    async.data = this;
-    for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer, &retry_timer,
-                          &listen_timer, &tick_timer, &master_timer, &flush_timer}) {
-        uv_timer_init(&loop, t);
+using namespace std::chrono_literals;
+using detail::Action;
+using detail::Completion;
+using detail::Phase;
+using detail::PgPipe;
+using detail::uv_check;
+using detail::uv_require;
+using steady = std::chrono::steady_clock;
+
+namespace detail {
+
+const char* to_string(Phase p) {
+    switch (p) {
+        case Phase::Created:
+            return "created";
+        case Phase::Starting:
+            return "starting";
+        case Phase::Running:
+            return "running";
+        case Phase::Draining:
+            return "draining";
+        case Phase::Flushing:
+            return "flushing";
+        case Phase::Closing:
+            return "closing";
+        case Phase::Stopped:
+            return "stopped";
+    }
+    return "?";
+}
+
+const char* sql_name(Action a) {
+    switch (a) {
+        case Action::Succeeded:
+            return "SUCCEEDED";
+        case Action::Failed:
+            return "FAILED";
+        case Action::Cancelled:
+            return "CANCELLED";
+        case Action::Retry:
+            return "RETRY";
+        case Action::Requeue:
+            return "REQUEUE";
+    }
+    return "?";
+}
+
+Outcome to_outcome(Action a) {
+    switch (a) {
+        case Action::Succeeded:
+            return Outcome::Succeeded;
+        case Action::Failed:
+            return Outcome::Failed;
+        case Action::Cancelled:
+            return Outcome::Cancelled;
+        case Action::Retry:
+            return Outcome::Retried;
+        case Action::Requeue:
+            return Outcome::Requeued;
+    }
+    return Outcome::Failed;
+}
+
+void Outage::failed(std::string_view what, std::string_view why) {
+    auto now = steady::now();
+    if (!since) {
+        since = now;
+        last_logged = now;
+        log::write(log::Level::Warn, fmt::format("{} failed: {}", what, why));
+    } else if (now - last_logged >= 60s) {
+        last_logged = now;
+        log::write(log::Level::Warn,
+                   fmt::format("{} still failing after {} s: {}", what,
+                               std::chrono::duration_cast<std::chrono::seconds>(now - *since).count(),
+                               why));
+    }
+}
+
+void Outage::recovered(std::string_view what) {
+    if (!since) return;
+    auto secs = std::chrono::duration<double>(steady::now() - *since).count();
+    log::write(log::Level::Info, fmt::format("{} works again after {:.1f} s", what, secs));
+    since.reset();
+}
+
+}  // namespace detail
+
+// ---- construction ----
+
+Queuer::Engine::Engine(Queuer& q, EngineOptions o) : q_(q), opts_(std::move(o)) {
+    uv_require(uv_loop_init(&loop_), "uv_loop_init");
+    loop_.data = this;
+    uv_require(uv_async_init(&loop_, &async_,
+                             [](uv_async_t* h) { static_cast<Engine*>(h->data)->on_async(); }),
+               "uv_async_init");
+    async_.data = this;
+    for (uv_timer_t* t : timers()) {
+        uv_require(uv_timer_init(&loop_, t), "uv_timer_init");
         t->data = this;
     }
-    sink->async = &async;
+    handles_open_ = true;
+    exec_ = std::make_shared<detail::Executor>(&async_);
+    worker_on_error_ = q.default_on_error_;
 }
 
 Queuer::Engine::~Engine() {
-    if (thread.joinable()) stop(0ms);
-    if (!started) {
-        // Never started: close the handles we initialised and release the loop.
-        {
-            std::lock_guard g(sink->mu);
-            sink->async = nullptr;
-        }
-        close_handles();
-        uv_run(&loop, UV_RUN_DEFAULT);
+    if (thread_.joinable()) stop(0ms);
+    if (handles_open_) {
+        // Never started: close what the constructor opened and let the loop run the callbacks.
+        exec_->detach_wake();
+        close_everything();
+        uv_run(&loop_, UV_RUN_DEFAULT);
     }
-    uv_loop_close(&loop);
+    exec_->shutdown(5s);
+    uv_check(uv_loop_close(&loop_), "uv_loop_close");
 }
 
 void Queuer::Engine::post(std::function<void()> fn) {
     {
-        std::lock_guard g(cmd_mu);
-        commands.push_back(std::move(fn));
+        std::lock_guard g(cmd_mu_);
+        commands_.push_back(std::move(fn));
     }
-    std::lock_guard g(sink->mu);
-    if (sink->async) uv_async_send(sink->async);
+    // async_ stays open until the loop ends; after that nothing is posted (stop() joined).
+    if (thread_.joinable()) uv_async_send(&async_);
 }
 
-void Queuer::Engine::start(bool claim) {
-    claim_jobs = claim;
-    accepting = claim;
-    connect_listener();  // throws when the database cannot be reached: start() fails clearly
-    uv_timer_start(
-        &heartbeat_timer, [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->heartbeat(); },
-        static_cast<uint64_t>(opts.heartbeat_interval.count()),
-        static_cast<uint64_t>(opts.heartbeat_interval.count()));
-    if (claim_jobs) {
-        uv_timer_start(
-            &poll_timer, [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->request_claim(); }, 0,
-            static_cast<uint64_t>(opts.poll_interval.count()));
-    }
-    auto tick = [](uv_timer_t* t) {
-        self<Engine>((uv_handle_t*)t)->last_tick_ms =
-            std::chrono::duration_cast<std::chrono::milliseconds>(steady::now().time_since_epoch())
-                .count();
+void Queuer::Engine::add_task(std::string name, TaskFn fn) {
+    auto apply = [this, name = std::move(name), fn = std::move(fn)]() mutable {
+        task_names_.push_back(name);
+        tasks_[std::move(name)] = std::move(fn);
+        drained_ = false;
+        maybe_claim();
     };
-    tick(&tick_timer);
-    uv_timer_start(&tick_timer, tick, 1000, 1000);
-    if (opts.master && claim_jobs) {
-        auto every =
-            std::chrono::duration_cast<std::chrono::milliseconds>(opts.master->master_poll_interval)
-                .count();
-        uv_timer_start(
-            &master_timer, [](uv_timer_t* t) { self<Engine>((uv_handle_t*)t)->master_tick(); }, 0,
-            static_cast<uint64_t>(std::max<int64_t>(every, 100)));
-    }
-    started = true;
-    thread = std::thread([this] { uv_run(&loop, UV_RUN_DEFAULT); });
+    if (thread_.joinable())
+        post(std::move(apply));
+    else
+        apply();
 }
+
+void Queuer::Engine::add_next_interval(std::string name, NextIntervalFunc fn) {
+    auto apply = [this, name = std::move(name), fn = std::move(fn)]() mutable {
+        nif_names_.push_back(name);
+        nifs_[std::move(name)] = std::move(fn);
+        drained_ = false;
+        maybe_claim();
+    };
+    if (thread_.joinable())
+        post(std::move(apply));
+    else
+        apply();
+}
+
+void Queuer::Engine::set_max_concurrency(int n) {
+    max_concurrency_ = n;
+    auto apply = [this, n] {
+        concurrency_ = n;
+        if (claim_jobs_) exec_->set_threads(n);
+        drained_ = false;
+        maybe_claim();
+    };
+    if (thread_.joinable())
+        post(apply);
+    else
+        concurrency_ = n;
+}
+
+void Queuer::Engine::set_worker_on_error(std::optional<OnError> e) {
+    if (thread_.joinable())
+        post([this, e] { worker_on_error_ = e; });
+    else
+        worker_on_error_ = e;
+}
+
+// ---- start ----
+
+void Queuer::Engine::start(bool claim) {
+    claim_jobs_ = claim;
+    set_phase(Phase::Starting);
+    auto make = [&](std::unique_ptr<PgPipe>& p, const char* name, std::vector<std::string> listen) {
+        PgPipe::Hooks h;
+        h.up = [this](PgPipe& pipe) { pipe_up(pipe); };
+        h.down = [this](PgPipe& pipe, const Error& e) { pipe_down(pipe, e); };
+        if (!listen.empty())
+            h.notified = [this](db::Notification&& n) { on_notification(std::move(n)); };
+        p = std::make_unique<PgPipe>(&loop_, q_.cfg_, name, std::move(listen), std::move(h));
+    };
+    make(listen_, "listener", {"job", "job_archive", "worker"});
+    make(control_pipe_, "control", {});
+    if (claim_jobs_) {
+        make(claim_pipe_, "claim", {});
+        make(finish_pipe_, "finish", {});
+        exec_->set_threads(concurrency_);
+    }
+    max_concurrency_ = concurrency_;
+    thread_ = std::thread([this] {
+        loop_start();
+        uv_run(&loop_, UV_RUN_DEFAULT);
+        set_phase(Phase::Stopped);
+    });
+    std::unique_lock lk(state_mu_);
+    auto limit = std::chrono::seconds(q_.cfg_.connect_timeout_seconds + 5);
+    bool settled = state_cv_.wait_for(lk, limit, [&] { return start_settled_; });
+    if (!settled || start_error_) {
+        Error e = start_error_.value_or(
+            Error(ErrorKind::Connection, "the database did not answer while the worker started"));
+        lk.unlock();
+        post([this] {
+            begin_stop(0ms, StopCause::Local);
+        });
+        stop(0ms);
+        throw e;
+    }
+}
+
+void Queuer::Engine::loop_start() {
+    last_tick_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        steady::now().time_since_epoch())
+                        .count();
+    last_heartbeat_ok_ = steady::now();
+    auto every = [](std::chrono::milliseconds d) {
+        return static_cast<uint64_t>(std::max<int64_t>(d.count(), 1));
+    };
+    uv_check(uv_timer_start(
+                 &heartbeat_timer_,
+                 [](uv_timer_t* t) { static_cast<Engine*>(t->data)->heartbeat(); },
+                 every(opts_.heartbeat_interval), every(opts_.heartbeat_interval)),
+             "uv_timer_start");
+    uv_check(uv_timer_start(
+                 &tick_timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->tick(); }, 250,
+                 250),
+             "uv_timer_start");
+    if (claim_jobs_) {
+        uv_check(uv_timer_start(
+                     &poll_timer_,
+                     [](uv_timer_t* t) {
+                         auto* e = static_cast<Engine*>(t->data);
+                         e->drained_ = false;
+                         e->maybe_claim();
+                     },
+                     every(opts_.poll_interval), every(opts_.poll_interval)),
+                 "uv_timer_start");
+        if (opts_.master) {
+            auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                opts_.master->master_poll_interval);
+            uv_check(uv_timer_start(
+                         &master_timer_,
+                         [](uv_timer_t* t) { static_cast<Engine*>(t->data)->master_pass(); }, 0,
+                         every(std::max(ms, 100ms))),
+                     "uv_timer_start");
+        }
+    }
+    for (PgPipe* p : {listen_.get(), control_pipe_.get(), claim_pipe_.get(), finish_pipe_.get()})
+        if (p) p->open();
+    publish();
+}
+
+// ---- the loop ----
 
 void Queuer::Engine::on_async() {
     std::vector<std::function<void()>> cmds;
     {
-        std::lock_guard g(cmd_mu);
-        cmds.swap(commands);
+        std::lock_guard g(cmd_mu_);
+        cmds.swap(commands_);
     }
     for (auto& c : cmds) c();
-    std::vector<TaskDone> done;
-    {
-        std::lock_guard g(sink->mu);
-        done.swap(sink->done);
-    }
-    for (auto& d : done) handle_done(std::move(d));
+    auto events = exec_->take_events();
+    if (!events.empty()) handle_events(events);
+    publish();
 }
 
-void Queuer::Engine::publish_state() {
-    busy_count = slots_busy;
-    std::lock_guard g(state_mu);
-    // A claim on its way back counts as busy: stop() must not decide before its jobs are in.
-    published_busy = slots_busy + (claim_in_flight ? 1 : 0);
-    published_flushed = pending.empty() && !finish_in_flight;
-    state_cv.notify_all();
+void Queuer::Engine::set_phase(Phase p) {
+    phase_ = p;
+    phase_pub_ = p;
+    std::lock_guard g(state_mu_);
+    state_cv_.notify_all();
 }
 
-void Queuer::Engine::close_handles() {
-    auto close = [](auto* h) {
-        if (!uv_is_closing((uv_handle_t*)h)) uv_close((uv_handle_t*)h, nullptr);
-    };
-    close(&async);
-    for (uv_timer_t* t : {&poll_timer, &due_timer, &deadline_timer, &heartbeat_timer, &retry_timer,
-                          &listen_timer, &tick_timer, &master_timer, &flush_timer})
-        close(t);
-    if (listen_poll_open) {
-        listen_poll_open = false;
-        close(&listen_poll);
-    }
+void Queuer::Engine::publish() {
+    running_pub_ = exec_->busy();
+    listening_ = listen_ && listen_->up();
+    connected_ = claim_pipe_ ? (claim_pipe_->up() && finish_pipe_->up())
+                             : (control_pipe_ && control_pipe_->up());
 }
+
+bool Queuer::Engine::loop_healthy(std::chrono::milliseconds max_age) const {
+    if (!thread_.joinable()) return false;
+    auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      steady::now().time_since_epoch())
+                      .count();
+    return now_ms - last_tick_ms_.load() <= max_age.count();
+}
+
+std::string Queuer::Engine::not_ready_reason() const {
+    switch (phase_pub_.load()) {
+        case Phase::Created:
+            return "the worker has not started";
+        case Phase::Starting:
+            return "the worker is starting";
+        case Phase::Running:
+            break;
+        default:
+            return "the worker is stopping";
+    }
+    if (!listening_) return "not listening for notifications: the database is unreachable";
+    if (!connected_) return "not connected to the database";
+    if (!loop_healthy(5s)) return "the engine loop is not turning";
+    return {};
+}
+
+detail::Outage& Queuer::Engine::outage_of(const PgPipe& p) {
+    if (&p == listen_.get()) return listen_outage_;
+    if (&p == claim_pipe_.get()) return claim_outage_;
+    if (&p == finish_pipe_.get()) return finish_outage_;
+    return control_outage_;
+}
+
+void Queuer::Engine::pipe_up(PgPipe& p) {
+    auto& o = outage_of(p);
+    bool was_down = o.since.has_value();
+    o.recovered(fmt::format("the database {} connection", p.name()));
+    if (was_down) {
+        if (--pipes_down_ == 0 && opts_.observer) opts_.observer->db_up(true);
+        if (opts_.observer) opts_.observer->db_reconnected();
+        // Replies may have been lost and notifications missed while it was away.
+        need_reconcile("a connection came back");
+        drained_ = false;
+    }
+    if (phase_ == Phase::Starting) {
+        bool ready = listen_->up() && control_pipe_->up() &&
+                     (!claim_jobs_ || (claim_pipe_->up() && finish_pipe_->up()));
+        if (ready) {
+            set_phase(Phase::Running);
+            std::lock_guard g(state_mu_);
+            start_settled_ = true;
+            state_cv_.notify_all();
+        }
+    }
+    publish();
+    maybe_reconcile();
+    maybe_claim();
+    maybe_flush();
+    check_stop();
+}
+
+void Queuer::Engine::pipe_down(PgPipe& p, const Error& e) {
+    if (phase_ == Phase::Starting) {
+        std::lock_guard g(state_mu_);
+        if (!start_settled_) {
+            start_error_ = e;
+            start_settled_ = true;
+            state_cv_.notify_all();
+        }
+        return;
+    }
+    auto& o = outage_of(p);
+    if (!o.since) {
+        if (pipes_down_++ == 0 && opts_.observer) opts_.observer->db_up(false);
+    }
+    o.failed(fmt::format("the database {} connection", p.name()), e.what());
+    publish();
+    check_stop();
+}
+
+void Queuer::Engine::tick() {
+    last_tick_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        steady::now().time_since_epoch())
+                        .count();
+    // A reply overdue by far more than the statement timeout: the connection is dead even if
+    // TCP has not said so (e.g. a peer that swallows packets).
+    auto limit = std::chrono::milliseconds(q_.cfg_.statement_timeout_ms) + 15s;
+    for (PgPipe* p : {control_pipe_.get(), claim_pipe_.get(), finish_pipe_.get()}) {
+        if (p && p->up() && p->oldest_wait() > limit)
+            p->reset(fmt::format("no reply from the server for {} s",
+                                 std::chrono::duration_cast<std::chrono::seconds>(p->oldest_wait())
+                                     .count()));
+    }
+    if (phase_ == Phase::Running && claim_jobs_) return_stale_prefetch();
+    check_stop();
+    publish();
+}
+
+// ---- stopping ----
 
 void Queuer::Engine::stop(std::chrono::milliseconds grace) {
-    if (!thread.joinable()) return;
-    // 1. No new claims.
-    // Each wait below first waits for the loop to have run the step's command: a state
-    // published before it (e.g. "0 busy" just before a claim returned) says nothing.
-    auto reached = [this](int phase) {
-        std::lock_guard g(state_mu);
-        stop_phase = phase;
+    if (!thread_.joinable()) return;
+    post([this, grace] { begin_stop(grace, StopCause::Local); });
+    thread_.join();
+    set_phase(Phase::Stopped);
+    stuck_ = exec_->shutdown(5s);
+    if (stuck_)
+        log::write(log::Level::Warn,
+                   fmt::format("shutdown: {} task threads ignore cancellation and were left "
+                               "running",
+                               stuck_.load()));
+}
+
+void Queuer::Engine::begin_stop(std::chrono::milliseconds grace, StopCause cause) {
+    bool forever = grace == std::chrono::milliseconds::max();
+    auto deadline = forever ? steady::time_point::max() : steady::now() + grace;
+    if (phase_ >= Phase::Draining) {
+        // Already stopping (e.g. STOPPING from elsewhere, then SIGTERM): the shorter grace wins.
+        if (phase_ == Phase::Draining && !forever &&
+            (!stop_deadline_ || deadline < *stop_deadline_)) {
+            stop_deadline_ = deadline;
+            uv_check(uv_timer_start(
+                         &stop_timer_,
+                         [](uv_timer_t* t) { static_cast<Engine*>(t->data)->check_stop(); },
+                         static_cast<uint64_t>(std::max<int64_t>(grace.count(), 0)) + 1, 0),
+                     "uv_timer_start");
+        }
+        check_stop();
+        return;
+    }
+    if (stop_cause_ == StopCause::None) stop_cause_ = cause;
+    if (phase_ < Phase::Running) {
+        // Never got going (start failed or stop during start): nothing is held.
+        set_phase(Phase::Flushing);
+        check_stop();
+        return;
+    }
+    set_phase(Phase::Draining);
+    uv_timer_stop(&poll_timer_);
+    uv_timer_stop(&due_timer_);
+    // Jobs claimed ahead never started: back to the queue at once for another worker.
+    auto queued = exec_->withdraw_all();
+    for (auto& run : queued) {
+        run->state = detail::Run::State::Returned;
+        Completion c;
+        c.run = run;
+        c.action = Action::Requeue;
+        decide(std::move(c));
+    }
+    if (!queued.empty())
+        log::write(log::Level::Info, fmt::format("stopping: {} jobs claimed ahead go back to the "
+                                                 "queue",
+                                                 queued.size()));
+    if (!forever) {
+        stop_deadline_ = deadline;
+        uv_check(uv_timer_start(
+                     &stop_timer_,
+                     [](uv_timer_t* t) { static_cast<Engine*>(t->data)->check_stop(); },
+                     static_cast<uint64_t>(std::max<int64_t>(grace.count(), 0)) + 1, 0),
+                 "uv_timer_start");
+    }
+    check_stop();
+}
+
+void Queuer::Engine::check_stop() {
+    auto now = steady::now();
+    if (phase_ == Phase::Draining) {
+        bool idle = exec_->busy() == 0 && claims_in_flight_ == 0;
+        if (idle && graceful_requested_ && !stop_deadline_) {
+            // STOPPING from elsewhere and nothing runs any more: tell the owner (queuerd then
+            // calls stop() with its grace), once.
+            if (!stopped_notified_) {
+                stopped_notified_ = true;
+                if (on_stopped_) on_stopped_();
+            }
+            return;
+        }
+        if (!idle && stop_deadline_ && now >= *stop_deadline_) {
+            // The grace is over: tell the tasks to stop and put their jobs back in the queue.
+            int n = 0;
+            for (auto& [id, run] : runs_) {
+                // The loop may not have heard of a start yet: ask the executor, not run->state.
+                if (run->state == detail::Run::State::Returned || run->abandoned || run->decided)
+                    continue;
+                if (exec_->cancel(*run, "shutting down") == detail::Executor::Stop::Gone)
+                    continue;  // it returned; its event decides it
+                run->abandoned = true;
+                Completion c;
+                c.run = run;
+                c.action = Action::Requeue;
+                c.error = "the worker shut down before the task finished";
+                decide(std::move(c));
+                ++n;
+            }
+            if (n)
+                log::write(log::Level::Info,
+                           fmt::format("shutdown: {} running jobs told to stop; they go back to "
+                                       "the queue once that is written",
+                                       n));
+            idle = claims_in_flight_ == 0;
+        }
+        if (!idle) return;
+        set_phase(Phase::Flushing);
+        flush_deadline_ = std::max(now, stop_deadline_.value_or(now)) + 10s;
+    }
+    if (phase_ != Phase::Flushing) return;
+    maybe_flush();
+    bool done = pending_.empty() && !finish_in_flight_ && claims_in_flight_ == 0 &&
+                !reconcile_in_flight_;
+    if (!done && flush_deadline_ && now < *flush_deadline_) {
+        uv_check(uv_timer_start(
+                     &stop_timer_,
+                     [](uv_timer_t* t) { static_cast<Engine*>(t->data)->check_stop(); },
+                     static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               *flush_deadline_ - now)
+                                               .count()) +
+                         1,
+                     0),
+                 "uv_timer_start");
+        return;
+    }
+    if (!done) {
+        // The database did not take the last outcomes in time. Say which jobs, so an operator
+        // can check them; the master recovers them as jobs of a stopped worker.
+        std::vector<std::string> rids;
+        for (auto& [id, run] : runs_) rids.push_back(run->rid);
+        unwritten_ = rids.size();
+        log::write(log::Level::Error,
+                   fmt::format("shutdown: the outcomes of {} jobs could not be written (the "
+                               "database did not answer): {}",
+                               rids.size(), fmt::join(rids, ", ")));
+    }
+    finalize();
+}
+
+void Queuer::Engine::close_everything() {
+    exec_->detach_wake();
+    for (auto* p : {listen_.get(), control_pipe_.get(), claim_pipe_.get(), finish_pipe_.get()})
+        if (p) p->close();
+    if (!handles_open_) return;
+    handles_open_ = false;
+    auto close = [](auto* h) {
+        if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(h)))
+            uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
     };
-    post([this, reached] {
-        accepting = false;
-        uv_timer_stop(&poll_timer);
-        uv_timer_stop(&due_timer);
-        reached(1);
-        publish_state();
-    });
-    // 2. Let running tasks finish within the grace period.
-    {
-        std::unique_lock lk(state_mu);
-        state_cv.wait_for(lk, grace, [&] { return stop_phase >= 1 && published_busy == 0; });
-    }
-    // 3. Tell the rest to stop and put their jobs back in the queue for another worker.
-    post([this, reached] {
-        int n = abandon_running("shutting down", "REQUEUE",
-                                "worker shut down before the task finished");
-        if (n) spdlog::info("shutdown: {} running jobs put back in the queue", n);
-        uv_timer_stop(&retry_timer);
-        reached(3);
-        request_flush();
-        publish_state();
-    });
-    // 4. Wait (bounded) until every result is written.
-    {
-        std::unique_lock lk(state_mu);
-        if (!state_cv.wait_for(lk, 15s, [&] { return stop_phase >= 3 && published_flushed; }))
-            spdlog::error(
-                "shutdown: some job results could not be written; those jobs stay "
-                "RUNNING until the master recovers them");
-    }
-    // 5. Close the loop.
-    post([this] {
-        {
-            std::lock_guard g(sink->mu);
-            sink->async = nullptr;
-        }
-        close_handles();
-    });
-    thread.join();
-    if (master) {
-        try {
-            db::Params p;
-            p.add(q.worker_.rid);
-            q.pool().acquire()->exec(detail::kReleaseMaster, p);
-            spdlog::info("released the master lock");
-        } catch (const Error& e) {
-            spdlog::warn("could not release the master lock (it expires by itself): {}", e.what());
-        }
-        master = false;
-    }
-    size_t stuck = pool.shutdown(5s);
-    stuck_threads = stuck;
-    if (stuck)
-        spdlog::warn("shutdown: {} task threads ignore cancellation and were left running", stuck);
+    close(&async_);
+    for (uv_timer_t* t : timers()) close(t);
 }
 
 }  // namespace queuer

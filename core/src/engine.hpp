@@ -1,11 +1,14 @@
-// Queuer::Engine: the libuv loop that drives a worker. The loop thread owns every libuv handle
-// and all state below marked "loop"; other threads reach it only through post() (a locked
-// command queue plus uv_async_send) and the completion sink.
+// Queuer::Engine: the worker engine. One libuv loop thread owns every handle, every database
+// pipe and all state below; task threads (executor.hpp) only run tasks and hand events back
+// through the executor's sink. Other threads reach the loop through post(). docs/internals.md
+// tells the life of a job through this code.
 #pragma once
 
 #include <uv.h>
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -17,179 +20,225 @@
 #include <unordered_map>
 #include <vector>
 
+#include "executor.hpp"
+#include "pg_pipe.hpp"
 #include "queuer/queuer.hpp"
-#include "task_pool.hpp"
 
 namespace queuer {
 
 namespace detail {
 
-// What a pool thread hands back when a task returns.
-struct TaskDone {
-    int64_t id = 0;
-    uint64_t run = 0;  // which dispatch this is (a job id can be dispatched again later)
-    bool ok = false;
-    std::string results;
-    std::string error;
+// The engine's lifecycle, one state at a time (no set of flags).
+enum class Phase {
+    Created,   // constructed; start() not called
+    Starting,  // loop running, first connections being made
+    Running,   // claiming (or listening only, without a worker)
+    Draining,  // stop requested: no claims; running tasks may finish (until the grace ends)
+    Flushing,  // no task of ours runs any more; writing the last outcomes
+    Closing,   // handles closing; the loop ends when they are closed
+    Stopped,   // the loop has ended
 };
+const char* to_string(Phase p);
 
-// Shared by pool threads and the loop; outlives the loop when a task never returns.
-struct Sink {
-    std::mutex mu;
-    std::vector<TaskDone> done;
-    uv_async_t* async = nullptr;  // null once the loop is gone
-    void push(TaskDone d) {
-        std::lock_guard g(mu);
-        done.push_back(std::move(d));
-        if (async) uv_async_send(async);
-    }
-};
+// What the finish statement does with one run.
+enum class Action { Succeeded, Failed, Cancelled, Retry, Requeue };
+const char* sql_name(Action a);  // the finish statement's action text
+Outcome to_outcome(Action a);
 
+// One outcome waiting to be written.
 struct Completion {
-    int64_t id = 0;
-    uint64_t run = 0;
-    std::string action;  // SUCCEEDED | FAILED | CANCELLED | RETRY | REQUEUE
-    std::string results = "[]";
+    std::shared_ptr<Run> run;
+    Action action = Action::Succeeded;
+    std::string results = "[]";  // compact JSON (plain) when not sealed
+    std::string sealed;          // hex of the sealed results ("" when not encrypted)
     std::string error;
-    int64_t delay_ms = 0;
-    std::string sealed;  // hex, encrypted results
-    std::optional<TimePoint> next_at;
+    int64_t delay_ms = 0;             // Retry
+    std::optional<TimePoint> next_at;  // the next run of a schedule, written with the outcome
+    size_t bytes() const { return results.size() + sealed.size() + error.size() + 64; }
 };
 
-// Runs `work` on libuv's thread pool and `after` back on the loop thread.
-template <class Work, class After>
-void queue_work(uv_loop_t* loop, Work work, After after) {
-    struct Req {
-        uv_work_t req;
-        Work work;
-        After after;
-    };
-    auto* r = new Req{{}, std::move(work), std::move(after)};
-    r->req.data = r;
-    uv_queue_work(
-        loop, &r->req, [](uv_work_t* req) { static_cast<Req*>(req->data)->work(); },
-        [](uv_work_t* req, int) {
-            auto* r = static_cast<Req*>(req->data);
-            r->after();
-            delete r;
-        });
-}
+struct ClaimColumns;
+
+// Rate-limited logging of a subsystem's outage: the first failure, then at most once a minute,
+// and the recovery with how long it took.
+struct Outage {
+    std::optional<std::chrono::steady_clock::time_point> since;
+    std::chrono::steady_clock::time_point last_logged{};
+    void failed(std::string_view what, std::string_view why);
+    void recovered(std::string_view what);
+};
 
 }  // namespace detail
 
-struct Queuer::Engine {
-    struct Running {
-        Job job;
-        uint64_t run = 0;
-        std::shared_ptr<JobContext> ctx;
-        std::optional<OnError> on_error;
-        std::optional<std::chrono::steady_clock::time_point> deadline;
-        bool abandoned = false;  // its outcome is decided already (timeout, cancel, shutdown)
-        bool warned = false;
-        // The slot stays taken until the task thread returned AND the outcome is in the
-        // database, so that RUNNING rows in the table never exceed max_concurrency.
-        bool thread_done = false;
-        bool persisted = false;
-        std::chrono::steady_clock::time_point started{};
-    };
-
+class Queuer::Engine {
+  public:
     Engine(Queuer& q, EngineOptions opts);
     ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
 
+    // ---- any thread ----
     void start(bool claim_jobs);
     void stop(std::chrono::milliseconds grace);
     void post(std::function<void()> fn);
+    bool started() const { return phase_pub_.load() != detail::Phase::Created; }
+    bool loop_running() const { return thread_.joinable(); }
+    void add_task(std::string name, TaskFn fn);
+    void add_next_interval(std::string name, NextIntervalFunc fn);
+    void set_max_concurrency(int n);
+    void set_worker_on_error(std::optional<OnError> e);
+    void on_update(std::function<void(const JobEvent&)> cb) { on_update_ = std::move(cb); }
+    void on_ended(std::function<void(const JobEvent&)> cb) { on_ended_ = std::move(cb); }
+    void on_stopped(std::function<void()> cb) { on_stopped_ = std::move(cb); }
 
-    // ---- loop thread ----
+    bool loop_healthy(std::chrono::milliseconds max_age) const;
+    int running_jobs() const { return running_pub_.load(); }
+    int max_concurrency() const { return max_concurrency_.load(); }
+    bool is_master() const { return master_.load(); }
+    size_t stuck_tasks() const { return stuck_.load(); }
+    StopCause stop_cause() const { return stop_cause_.load(); }
+    size_t unwritten_jobs() const { return unwritten_.load(); }
+    std::string not_ready_reason() const;
+    // After stop(): whether the worker row was marked STOPPED by the engine's last words.
+    bool marked_stopped() const { return worker_marked_stopped_.load(); }
+
+  private:
+    using steady = std::chrono::steady_clock;
+    using RunPtr = std::shared_ptr<detail::Run>;
+
+    // ---- loop: lifecycle (engine.cpp) ----
+    void loop_start();
     void on_async();
-    void request_claim();
-    void start_claim(int limit);
-    void read_claimed(const db::Result& r, std::vector<Job>& out);
-    void dispatch(Job job);
-    void handle_done(detail::TaskDone d);
-    void complete_failure(Running& r, const std::string& error);
-    void release_if_done(uint64_t run);
-    Running* find_job(const std::string& rid);
-    void remember_cancel(const std::string& rid);
-    void request_flush();
-    void check_deadlines();
-    void arm_deadline_timer();
+    void set_phase(detail::Phase p);
+    void begin_stop(std::chrono::milliseconds grace, StopCause cause);
+    void check_stop();
+    void close_everything();
+    void tick();
+    void publish();
+    void pipe_up(detail::PgPipe& p);
+    void pipe_down(detail::PgPipe& p, const Error& e);
+    detail::Outage& outage_of(const detail::PgPipe& p);
+
+    // ---- loop: claiming (engine_claim.cpp) ----
+    void maybe_claim();
+    int prefetch_target() const;
+    void claimed(const db::Result& r, int limit);
+    RunPtr read_claimed_row(const db::Result& r, int row, const detail::ClaimColumns& c);
+    void query_next_due();
     void arm_due_timer(std::chrono::milliseconds in);
+    void return_stale_prefetch();
+
+    // ---- loop: running (engine_run.cpp) ----
+    void handle_events(std::vector<detail::TaskEvent>& events);
+    void task_started(detail::Run& run);
+    void task_returned(RunPtr run, TaskResult result);
+    void decide_success(RunPtr run, std::string results);
+    void decide_failure(RunPtr run, std::string error, bool retryable = true);
+    void decide(detail::Completion c);
+    void request_flush();
+    void cancel_run(const RunPtr& run, const char* reason);
+    void forget(const RunPtr& run);
+    void mark_written(detail::Run& run) {
+        if (!run.written) --unwritten_runs_;
+        run.written = true;
+    }
+    void arm_deadline_timer();
+    void check_deadlines();
+    std::optional<TimePoint> next_run(const detail::Run& run) const;
+
+    // ---- loop: writing outcomes (engine_finish.cpp) ----
+    void maybe_flush();
+    void send_finish(std::vector<detail::Completion> batch);
+    void finished(std::vector<detail::Completion> batch, db::Result* r, const Error* e);
+    void write_one_by_one(std::vector<detail::Completion> batch);
+    void refused(detail::Completion c, const Error& e);
+    void written(detail::Completion& c);
+
+    // ---- loop: control (engine_control.cpp) ----
     void heartbeat();
     void apply_worker_status(const std::string& status);
-    int abandon_running(const char* reason, const char* action, const char* error);
-    void on_notification(const db::Notification& n);
-    void connect_listener();
-    static std::unique_ptr<db::Connection> open_listener(const DatabaseConfig& cfg);
-    void attach_listener();
-    void schedule_listener_reconnect();
-    void close_handles();
-    std::optional<TimePoint> next_run(const Job& j);
-    void publish_state();
-    void master_tick();
+    void on_notification(db::Notification&& n);
+    void need_reconcile(const char* why);
+    void maybe_reconcile();
+    void reconciled(const db::Result& r);
+    void master_pass();
+    void master_step(int step);
+    void remember_cancel(const std::string& rid);
+    void disown_all(const char* why);
+    void finalize();
 
-    Queuer& q;
-    EngineOptions opts;
-    uv_loop_t loop{};
-    uv_async_t async{};
-    uv_timer_t poll_timer{}, due_timer{}, deadline_timer{}, heartbeat_timer{}, retry_timer{},
-        listen_timer{}, tick_timer{}, master_timer{}, flush_timer{};
-    uv_poll_t listen_poll{};
-    bool listen_poll_open = false;
-    std::thread thread;
-    std::shared_ptr<detail::Sink> sink = std::make_shared<detail::Sink>();
-    detail::TaskPool pool;
+    Queuer& q_;
+    EngineOptions opts_;
+    std::thread thread_;
+    uv_loop_t loop_{};
+    uv_async_t async_{};
+    uv_timer_t poll_timer_{}, due_timer_{}, deadline_timer_{}, heartbeat_timer_{}, tick_timer_{},
+        master_timer_{}, stop_timer_{}, flush_timer_{}, retry_timer_{};
+    std::array<uv_timer_t*, 9> timers() {
+        return {&poll_timer_, &due_timer_,    &deadline_timer_, &heartbeat_timer_, &tick_timer_,
+                &master_timer_, &stop_timer_, &flush_timer_,    &retry_timer_};
+    }
+    bool handles_open_ = false;
+    std::unique_ptr<detail::PgPipe> listen_, claim_pipe_, finish_pipe_, control_pipe_;
+    detail::Outage listen_outage_, claim_outage_, finish_outage_, control_outage_, hb_outage_,
+        master_outage_, claim_sql_outage_, finish_sql_outage_, reconcile_outage_;
+    int pipes_down_ = 0;  // for EngineObserver::db_up
+    std::shared_ptr<detail::Executor> exec_;
 
-    std::mutex cmd_mu;
-    std::vector<std::function<void()>> commands;
-
-    // Task registry snapshot, loop thread (copied in by commands).
-    std::unordered_map<std::string, TaskFunc> tasks;
-    std::unordered_map<std::string, NextIntervalFunc> nifs;
-    std::vector<std::string> task_names, nif_names;
-
-    // Connections used by work items (one work item of each kind at a time).
-    std::unique_ptr<db::Connection> listen_conn, claim_conn, finish_conn, control_conn, master_conn;
+    // Commands from other threads.
+    std::mutex cmd_mu_;
+    std::vector<std::function<void()>> commands_;
 
     // ---- loop state ----
-    std::unordered_map<uint64_t, Running> running;  // by run (dispatch) number
-    uint64_t next_run_id = 0;
-    int slots_busy = 0;
-    int threads_running = 0;  // tasks handed to the pool that have not returned
-    bool flush_due = false;   // the batching delay has passed
-    bool claim_jobs = false;
-    bool accepting = true;
-    bool graceful_stop_requested = false;
-    bool stopped_notified = false;
-    bool claim_in_flight = false, claim_again = false;
-    bool finish_in_flight = false, heartbeat_in_flight = false, master_in_flight = false;
-    bool retention_applied = false;
-    std::chrono::milliseconds finish_backoff{0};
-    std::chrono::milliseconds listen_backoff{0};
-    // Failures in a row, so that an outage is logged once and then only now and then.
-    int listen_failures = 0, claim_failures = 0, finish_failures = 0, heartbeat_failures = 0;
-    std::vector<detail::Completion> pending;
-    std::optional<std::chrono::steady_clock::time_point> due_at;
-    // Cancellations heard for rids not running here (yet): a claim may be on its way back from
-    // the database with that job. Kept for a minute, at most 10,000.
-    std::unordered_map<std::string, std::chrono::steady_clock::time_point> recent_cancels;
-    std::deque<std::string> recent_cancel_order;
+    detail::Phase phase_ = detail::Phase::Created;
+    bool claim_jobs_ = false;
+    std::unordered_map<std::string, TaskFn> tasks_;
+    std::unordered_map<std::string, NextIntervalFunc> nifs_;
+    std::vector<std::string> task_names_, nif_names_{""};
+    std::optional<OnError> worker_on_error_;
+    int concurrency_ = 1;
+    // Every run this worker holds (claimed, not yet written or forgotten), by job id.
+    std::unordered_map<int64_t, RunPtr> runs_;
+    std::unordered_map<std::string, RunPtr> by_rid_;
+    std::deque<detail::Completion> pending_;  // outcomes waiting to be written
+    int claims_in_flight_ = 0;
+    bool finish_in_flight_ = false;
+    int unwritten_runs_ = 0;  // runs_ whose rows we hold in the database (RUNNING for us)
+    bool drained_ = false;   // the last claim came back short: wait for a wake-up
+    bool reconcile_needed_ = false, reconcile_in_flight_ = false;
+    bool heartbeat_in_flight_ = false, master_in_flight_ = false, status_in_flight_ = false;
+    bool stopped_notified_ = false, graceful_requested_ = false;
+    std::optional<steady::time_point> due_at_;
+    double ewma_run_s_ = -1;  // task run time, exponentially weighted; -1 = none measured yet
+    std::optional<steady::time_point> prefetch_paused_until_;
+    steady::time_point last_heartbeat_ok_{};
+    std::optional<steady::time_point> stop_deadline_;   // end of the grace period
+    std::optional<steady::time_point> flush_deadline_;  // give up writing after this
+    StopCause pending_cause_ = StopCause::None;
+    bool retention_applied_ = false;
+    std::unordered_map<std::string, steady::time_point> recent_cancels_;
+    std::deque<std::string> recent_cancel_order_;
+    int one_by_one_left_ = 0;               // single-row writes of a refused batch in flight
+    std::chrono::milliseconds finish_backoff_{0};
+    bool finalizing_ = false;
+    std::optional<bool> archive_is_hypertable_;
 
-    // ---- visible to other threads ----
-    std::atomic<int> max_concurrency{1};
-    std::atomic<int> busy_count{0};
-    std::atomic<bool> started{false};
-    std::atomic<bool> master{false};
-    std::atomic<size_t> stuck_threads{0};  // task threads left running by stop()
-    std::atomic<int64_t> last_tick_ms{0};  // steady clock, refreshed every second by the loop
-    std::mutex state_mu;
-    std::condition_variable state_cv;
-    int published_busy = 0;
-    bool published_flushed = true;
-    int stop_phase = 0;  // the last step of stop() the loop has carried out
+    // ---- published for other threads ----
+    std::atomic<detail::Phase> phase_pub_{detail::Phase::Created};
+    std::atomic<int> running_pub_{0};
+    std::atomic<int> max_concurrency_{1};
+    std::atomic<bool> master_{false}, worker_marked_stopped_{false};
+    std::atomic<size_t> stuck_{0}, unwritten_{0};
+    std::atomic<StopCause> stop_cause_{StopCause::None};
+    std::atomic<int64_t> last_tick_ms_{0};
+    std::atomic<bool> listening_{false}, connected_{false};
+    mutable std::mutex state_mu_;
+    std::condition_variable state_cv_;
+    std::optional<Error> start_error_;
+    bool start_settled_ = false;
 
-    std::function<void(const JobEvent&)> on_update, on_ended;
-    std::function<void()> on_stopped;
+    std::function<void(const JobEvent&)> on_update_, on_ended_;
+    std::function<void()> on_stopped_;
 };
 
 }  // namespace queuer

@@ -1,42 +1,33 @@
-// SQL of the worker engine. One statement per batch on every hot path: a claim takes up to the
-// free slots, a finish writes every completion gathered since the last one.
+// SQL of the worker engine. One statement per batch on every hot path: a claim takes many jobs,
+// a finish writes every outcome gathered since the last one. Each statement names the columns it
+// reads; results are read by column name (ClaimColumns in engine_claim.cpp).
 #pragma once
 
+#include "job_sql.hpp"
 #include "queuer/db.hpp"
 
 namespace queuer::detail {
 
-#define QUEUER_J_COLS                                                                            \
-    "j.id, j.rid, j.worker_id, j.worker_rid, j.options, j.task_name, j.parameters, "             \
-    "j.parameters_keyed, j.status, j.scheduled_at, j.started_at, j.schedule_count, j.attempts, " \
-    "j.results, j.error, j.created_at, j.updated_at, j.parameters_encrypted, "                   \
-    "j.parameters_keyed_encrypted, j.results_encrypted"
-
-// The claim, shared by kClaim and kFinish; its arguments are the placeholders to use.
-// picked: due jobs of these tasks and next-interval functions, in creation order, skipping rows
-// another worker holds. The UPDATE marks them RUNNING for this worker.
-#define QUEUER_CLAIM_PICKED(TASKS, NIFS, LIMIT)                                  \
-    "picked AS ("                                                                \
-    " SELECT id FROM job"                                                        \
-    " WHERE status IN ('QUEUED', 'SCHEDULED')"                                   \
-    "   AND (scheduled_at IS NULL OR scheduled_at <= CURRENT_TIMESTAMP)"         \
-    "   AND task_name = ANY(" TASKS                                              \
-    "::varchar[])"                                                               \
-    "   AND COALESCE(options -> 'schedule' ->> 'next_interval', '') = ANY(" NIFS \
-    "::varchar[])"                                                               \
-    " ORDER BY created_at, id LIMIT " LIMIT "::int FOR UPDATE SKIP LOCKED)"
-#define QUEUER_CLAIM_UPDATE(WORKER_ID, WORKER_RID)                        \
-    " UPDATE job j SET status = 'RUNNING', worker_id = " WORKER_ID        \
-    "::bigint,"                                                           \
-    "  worker_rid = " WORKER_RID                                          \
-    "::uuid, started_at = CURRENT_TIMESTAMP,"                             \
-    "  schedule_count = j.schedule_count + 1, attempts = j.attempts + 1," \
-    "  updated_at = CURRENT_TIMESTAMP FROM picked WHERE j.id = picked.id RETURNING " QUEUER_J_COLS
-
-// $1 task names, $2 next-interval names (with '' for "none"), $3 limit, $4 worker id,
-// $5 worker rid. Only due jobs; creation order; never a row another worker holds.
+// $1 task names, $2 next-interval names ('' for "none"), $3 limit, $4 worker id, $5 worker rid.
+// Due jobs of these tasks, in creation order, never a row another worker holds; they become
+// RUNNING for this worker. started_at is the claim's time: it identifies this claim of the row
+// (the finish matches it), and the finish replaces it with the time the task really started.
 inline const db::Statement kClaim{
-    "queuer_claim", "WITH " QUEUER_CLAIM_PICKED("$1", "$2", "$3") QUEUER_CLAIM_UPDATE("$4", "$5")};
+    "queuer_claim",
+    "WITH picked AS ("
+    " SELECT id FROM job"
+    " WHERE status IN ('QUEUED', 'SCHEDULED')"
+    "   AND (scheduled_at IS NULL OR scheduled_at <= CURRENT_TIMESTAMP)"
+    "   AND task_name = ANY($1::varchar[])"
+    "   AND COALESCE(options -> 'schedule' ->> 'next_interval', '') = ANY($2::varchar[])"
+    " ORDER BY created_at, id LIMIT $3::int FOR UPDATE SKIP LOCKED)"
+    " UPDATE job j SET status = 'RUNNING', worker_id = $4::bigint, worker_rid = $5::uuid,"
+    "  started_at = CURRENT_TIMESTAMP, schedule_count = j.schedule_count + 1,"
+    "  attempts = j.attempts + 1, updated_at = CURRENT_TIMESTAMP"
+    " FROM picked WHERE j.id = picked.id"
+    " RETURNING j.id, j.rid, j.task_name, j.options, j.parameters, j.parameters_keyed,"
+    "  j.parameters_encrypted, j.parameters_keyed_encrypted, j.scheduled_at, j.started_at,"
+    "  j.schedule_count, j.attempts, j.created_at"};
 
 // Seconds until the next job this worker could run becomes due (NULL when none is waiting).
 inline const db::Statement kNextDue{
@@ -46,16 +37,20 @@ inline const db::Statement kNextDue{
     "   AND task_name = ANY($1::varchar[])"
     "   AND COALESCE(options -> 'schedule' ->> 'next_interval', '') = ANY($2::varchar[])"};
 
-// Every completion of a batch in one statement. Arrays, one element per completion:
-// $1 id, $2 action (SUCCEEDED | FAILED | CANCELLED | RETRY | REQUEUE), $3 results JSON, $4 error,
-// $5 retry delay ms, $6 sealed results (hex, '' when not encrypted); $7 worker rid;
-// $8/$9 next periodic runs (job id, scheduled_at). Only rows this worker still holds as RUNNING
-// are touched, so a cancelled job or one recovered by the master is never written over.
+// Every outcome of a batch in one statement. Arrays, one element per run: $1 id, $2 claim token
+// (the claim's started_at), $3 action (SUCCEEDED | FAILED | CANCELLED | RETRY | REQUEUE),
+// $4 results JSON, $5 sealed results (hex, '' when not encrypted), $6 error, $7 retry delay ms,
+// $8 real start ('' = never started), $9 next run of a schedule ('' = none); $10 worker rid.
+// Only the claim it names is touched (this worker, RUNNING, same token), so a job cancelled or
+// recovered meanwhile is never written over, and writing a batch again after a lost reply
+// changes nothing. Jobs put back in the queue carry no worker (worker_id 0, worker_rid NULL).
+// Returns how many rows it changed.
 inline const db::Statement kFinish{
     "queuer_finish",
     "WITH input AS ("
-    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],"
-    "  $6::text[]) AS t(id, action, results, error, delay_ms, sealed)),"
+    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    "  $6::text[], $7::bigint[], $8::text[], $9::text[])"
+    "  AS t(id, token, action, results, sealed, error, delay_ms, started, next_at)),"
     " requeued AS ("
     " UPDATE job j SET"
     "  status = CASE WHEN i.action = 'RETRY' THEN 'SCHEDULED' ELSE 'QUEUED' END,"
@@ -64,45 +59,59 @@ inline const db::Statement kFinish{
     "   ELSE j.scheduled_at END,"
     "  attempts = CASE WHEN i.action = 'REQUEUE' THEN GREATEST(j.attempts - 1, 0)"
     "   ELSE j.attempts END,"
-    "  schedule_count = CASE WHEN i.action = 'RETRY' OR i.action = 'REQUEUE'"
-    "   THEN GREATEST(j.schedule_count - 1, 0) ELSE j.schedule_count END,"
-    "  error = i.error, updated_at = CURRENT_TIMESTAMP"
-    " FROM input i WHERE j.id = ANY($1::bigint[]) AND i.action IN ('RETRY', 'REQUEUE')"
-    "  AND j.id = i.id"
-    "  AND j.worker_rid = $7::uuid AND j.status = 'RUNNING' RETURNING j.id),"
+    "  schedule_count = GREATEST(j.schedule_count - 1, 0),"
+    "  started_at = CASE WHEN i.action = 'REQUEUE' THEN NULL"
+    "   ELSE COALESCE(NULLIF(i.started, '')::timestamp, j.started_at) END,"
+    "  worker_id = 0, worker_rid = NULL, error = i.error, updated_at = CURRENT_TIMESTAMP"
+    " FROM input i WHERE j.id = ANY($1::bigint[]) AND j.id = i.id"
+    "  AND i.action IN ('RETRY', 'REQUEUE')"
+    "  AND j.worker_rid = $10::uuid AND j.status = 'RUNNING' AND j.started_at = i.token::timestamp"
+    " RETURNING j.id),"
     " moved AS ("
-    " DELETE FROM job j USING input i WHERE j.id = ANY($1::bigint[])"
-    "  AND i.action IN ('SUCCEEDED', 'FAILED', 'CANCELLED') AND j.id = i.id"
-    "  AND j.worker_rid = $7::uuid AND j.status = 'RUNNING'"
-    " RETURNING j.*, i.action AS new_status, i.results AS new_results, i.error AS new_error,"
-    "  i.sealed AS new_sealed),"
-    " archived AS ("
-    " INSERT INTO job_archive (id, rid, worker_id, worker_rid, options, task_name, parameters,"
-    "  parameters_encrypted, parameters_keyed, parameters_keyed_encrypted, status, scheduled_at,"
-    "  started_at, schedule_count, attempts, results, results_encrypted, error, created_at,"
-    "  updated_at)"
-    " SELECT id, rid, worker_id, worker_rid, options, task_name, parameters,"
-    "  parameters_encrypted, parameters_keyed, parameters_keyed_encrypted, new_status,"
-    "  scheduled_at, started_at, schedule_count, attempts, new_results::jsonb,"
-    "  decode(new_sealed, 'hex'), new_error, created_at, CURRENT_TIMESTAMP FROM moved"
-    " RETURNING id),"
+    " DELETE FROM job j USING input i WHERE j.id = ANY($1::bigint[]) AND j.id = i.id"
+    "  AND i.action IN ('SUCCEEDED', 'FAILED', 'CANCELLED')"
+    "  AND j.worker_rid = $10::uuid AND j.status = 'RUNNING' AND j.started_at = i.token::timestamp"
+    " RETURNING j.*, i.action AS new_status, i.results AS new_results, i.sealed AS new_sealed,"
+    "  i.error AS new_error, i.started AS new_started, i.next_at AS new_next_at),"
+    " archived AS (" QUEUER_ARCHIVE_INSERT(
+        "moved", "new_status", "COALESCE(NULLIF(new_started, '')::timestamp, started_at)",
+        "new_results::jsonb", "decode(new_sealed, 'hex')", "new_error") " RETURNING id),"
     " nexts AS ("
     " INSERT INTO job (options, task_name, parameters, parameters_encrypted, parameters_keyed,"
     "  parameters_keyed_encrypted, status, scheduled_at, schedule_count)"
-    " SELECT m.options, m.task_name, m.parameters, m.parameters_encrypted, m.parameters_keyed,"
-    "  m.parameters_keyed_encrypted, 'SCHEDULED', n.next_at, m.schedule_count"
-    " FROM moved m JOIN unnest($8::bigint[], $9::timestamp[]) AS n(id, next_at) ON n.id = m.id"
-    " RETURNING id),"
-    // The slots these completions free are refilled in the same round trip: the claim of
-    // kClaim with $10 task names, $11 next-interval names, $12 limit, $13 worker id. It sees
-    // the statement's snapshot, so it never takes a row the CTEs above are changing.
-    " " QUEUER_CLAIM_PICKED("$10", "$11", "$12") ","
-    " claimed AS (" QUEUER_CLAIM_UPDATE("$13", "$7") ")"
-    " SELECT * FROM claimed"};  // data-modifying CTEs run to completion, read or not
+    " SELECT options, task_name, parameters, parameters_encrypted, parameters_keyed,"
+    "  parameters_keyed_encrypted, 'SCHEDULED', new_next_at::timestamp, schedule_count"
+    " FROM moved WHERE new_next_at <> '' RETURNING id)"
+    " SELECT (SELECT count(*) FROM requeued) + (SELECT count(*) FROM archived) AS changed"};
 
+// $1 worker rid, $2 current concurrency. Returns the worker's status (STOPPING / STOPPED set
+// from elsewhere are obeyed).
 inline const db::Statement kHeartbeat{
     "queuer_heartbeat",
     "UPDATE worker SET updated_at = CURRENT_TIMESTAMP, current_concurrency = $2::int"
     " WHERE rid = $1::uuid RETURNING status"};
+
+// Reconciliation: the rows the database says this worker holds ($1 worker rid).
+inline const db::Statement kHeld{
+    "queuer_held",
+    "SELECT id, started_at::text AS token FROM job WHERE worker_rid = $1::uuid AND status = 'RUNNING'"};
+
+// Puts rows back that this worker holds in the database but does not run (a claim whose reply
+// was lost): QUEUED, no worker, the attempt not counted. $1 ids, $2 tokens, $3 worker rid.
+inline const db::Statement kPutBack{
+    "queuer_put_back",
+    "UPDATE job j SET status = 'QUEUED', worker_id = 0, worker_rid = NULL, started_at = NULL,"
+    "  attempts = GREATEST(j.attempts - 1, 0), schedule_count = GREATEST(j.schedule_count - 1, 0),"
+    "  updated_at = CURRENT_TIMESTAMP"
+    " FROM unnest($1::bigint[], $2::text[]) AS s(id, token)"
+    " WHERE j.id = ANY($1::bigint[]) AND j.id = s.id AND j.worker_rid = $3::uuid"
+    "  AND j.status = 'RUNNING' AND j.started_at = s.token::timestamp"
+    " RETURNING j.id, j.rid"};
+
+// $1 worker rid. At the end of stop().
+inline const db::Statement kWorkerStopped{
+    "queuer_worker_stopped",
+    "UPDATE worker SET status = 'STOPPED', current_concurrency = 0,"
+    " updated_at = CURRENT_TIMESTAMP WHERE rid = $1::uuid"};
 
 }  // namespace queuer::detail

@@ -44,21 +44,24 @@ Queuer::Queuer(std::string name, int max_concurrency, std::string_view encryptio
         throw Error(ErrorKind::Invalid,
                     fmt::format("max_concurrency must be 1..1000, not {}", max_concurrency));
     if (on_error) on_error->validate();
+    if (engine.prefetch < 0)
+        throw Error(ErrorKind::Invalid, fmt::format("prefetch must be 0 or more, not {}",
+                                                    engine.prefetch));
     set_default_on_error(on_error);
-    auto c = pool_->acquire();
-    db::Params p;
-    p.add(name).add(on_error ? on_error->to_json() : std::string("{}")).add(max_concurrency);
-    auto r = c->exec(
-        "INSERT INTO worker (name, options, max_concurrency, status) "
-        "VALUES ($1, $2::jsonb, $3::int, 'READY') RETURNING rid",
-        p);
-    std::string rid = r.str(0, 0);
-    engine_ = std::make_unique<Engine>(*this, engine);
-    engine_->max_concurrency = max_concurrency;
-    engine_->nif_names = {""};
-    // get_worker uses the pool too: release our connection first.
-    c = db::Pool::Lease(nullptr, nullptr);
+    std::string rid;
+    {
+        auto c = pool_->acquire();
+        db::Params p;
+        p.add(name).add(on_error ? on_error->to_json() : std::string("{}")).add(max_concurrency);
+        auto r = c->exec(
+            "INSERT INTO worker (name, options, max_concurrency, status) "
+            "VALUES ($1, $2::jsonb, $3::int, 'READY') RETURNING rid",
+            p);
+        rid = r.str(0, 0);
+    }
     worker_ = get_worker(rid);
+    engine_ = std::make_unique<Engine>(*this, std::move(engine));
+    engine_->set_max_concurrency(max_concurrency);
 }
 
 Queuer::~Queuer() {
@@ -86,6 +89,15 @@ void Queuer::update_worker_row() {
 }
 
 Task Queuer::add_task(std::string name, TaskFunc func) {
+    if (!func) throw Error(ErrorKind::Invalid, fmt::format("task \"{}\" has no function", name));
+    // A task that throws fails its job with the exception's text (the executor turns it into a
+    // failure value).
+    return add_task(std::move(name), TaskFn([f = std::move(func)](JobContext& ctx) {
+                        return TaskResult::success(f(ctx));
+                    }));
+}
+
+Task Queuer::add_task(std::string name, TaskFn func) {
     validate_task_name(name);
     if (!func) throw Error(ErrorKind::Invalid, fmt::format("task \"{}\" has no function", name));
     for (const auto& t : worker_.available_tasks)
@@ -93,15 +105,7 @@ Task Queuer::add_task(std::string name, TaskFunc func) {
             throw Error(ErrorKind::Invalid, fmt::format("task already exists: {}", name));
     worker_.available_tasks.push_back(name);
     update_worker_row();
-    auto apply = [e = engine_.get(), name, func = std::move(func)] {
-        e->tasks[name] = func;
-        e->task_names.push_back(name);
-        e->request_claim();
-    };
-    if (engine_->started)
-        engine_->post(std::move(apply));
-    else
-        apply();
+    engine_->add_task(name, std::move(func));
     return Task{name};
 }
 
@@ -116,19 +120,11 @@ void Queuer::add_next_interval_func(std::string name, NextIntervalFunc func) {
                         fmt::format("next-interval function already exists: {}", name));
     worker_.available_next_interval.push_back(name);
     update_worker_row();
-    auto apply = [e = engine_.get(), name, func = std::move(func)] {
-        e->nifs[name] = func;
-        e->nif_names.push_back(name);
-        e->request_claim();
-    };
-    if (engine_->started)
-        engine_->post(std::move(apply));
-    else
-        apply();
+    engine_->add_next_interval(name, std::move(func));
 }
 
 void Queuer::start() {
-    if (engine_->started) throw Error(ErrorKind::Invalid, "the queuer is already running");
+    if (engine_->started()) throw Error(ErrorKind::Invalid, "the queuer is already running");
     db::Params p;
     p.add(worker_.rid);
     auto r = pool_->acquire()->exec(
@@ -141,19 +137,28 @@ void Queuer::start() {
     worker_.status = worker_status::running;
     engine_->start(true);
     spdlog::info("worker {} ({}) running with max concurrency {}, tasks: {}", worker_.name,
-                 worker_.rid, engine_->max_concurrency.load(),
+                 worker_.rid, engine_->max_concurrency(),
                  fmt::join(worker_.available_tasks, ", "));
 }
 
 void Queuer::start_without_worker() {
-    if (engine_->started) throw Error(ErrorKind::Invalid, "the queuer is already running");
+    if (engine_->started()) throw Error(ErrorKind::Invalid, "the queuer is already running");
     engine_->start(false);
 }
 
 void Queuer::stop(std::chrono::milliseconds grace) {
-    bool was_running = engine_->thread.joinable();
+    bool ran = engine_->loop_running();
     engine_->stop(grace);
-    if (!was_running && worker_.status == worker_status::stopped) return;
+    if (worker_.status == worker_status::stopped) return;
+    if (ran && engine_->marked_stopped()) {
+        worker_.status = worker_status::stopped;
+        return;
+    }
+    if (ran && engine_->unwritten_jobs() > 0) {
+        // The database did not answer at the end; do not wait for it once more.
+        spdlog::warn("could not mark worker {} STOPPED; the master will", worker_.rid);
+        return;
+    }
     try {
         db::Params p;
         p.add(worker_.rid);
@@ -168,7 +173,7 @@ void Queuer::stop(std::chrono::milliseconds grace) {
 }
 
 bool Queuer::running() const {
-    return engine_->thread.joinable();
+    return engine_->loop_running();
 }
 
 void Queuer::set_max_concurrency(int n) {
@@ -176,8 +181,7 @@ void Queuer::set_max_concurrency(int n) {
         throw Error(ErrorKind::Invalid, fmt::format("max_concurrency must be 1..1000, not {}", n));
     worker_.max_concurrency = n;
     update_worker_row();
-    engine_->max_concurrency = n;
-    if (engine_->started) engine_->post([e = engine_.get()] { e->request_claim(); });
+    engine_->set_max_concurrency(n);
 }
 
 void Queuer::set_worker_on_error(std::optional<OnError> e) {
@@ -185,37 +189,35 @@ void Queuer::set_worker_on_error(std::optional<OnError> e) {
     worker_.options = e;
     set_default_on_error(e);
     update_worker_row();
+    engine_->set_worker_on_error(e);
 }
 
 void Queuer::on_job_update(std::function<void(const JobEvent&)> cb) {
-    engine_->on_update = std::move(cb);
+    engine_->on_update(std::move(cb));
 }
 void Queuer::on_job_ended(std::function<void(const JobEvent&)> cb) {
-    engine_->on_ended = std::move(cb);
+    engine_->on_ended(std::move(cb));
 }
 void Queuer::on_stopped(std::function<void()> cb) {
-    engine_->on_stopped = std::move(cb);
+    engine_->on_stopped(std::move(cb));
 }
 
 bool Queuer::loop_healthy(std::chrono::milliseconds max_age) const {
-    if (!engine_->thread.joinable()) return false;
-    auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now().time_since_epoch())
-                      .count();
-    return now_ms - engine_->last_tick_ms.load() <= max_age.count();
+    return engine_->loop_healthy(max_age);
 }
 
 size_t Queuer::stuck_tasks() const {
-    return engine_->stuck_threads.load();
+    return engine_->stuck_tasks();
 }
 
 bool Queuer::is_master() const {
-    return engine_->master.load();
+    return engine_->is_master();
 }
 
 int Queuer::running_jobs() const {
-    return engine_->busy_count.load();
+    return engine_->running_jobs();
 }
+
 const char* to_string(StopCause c) {
     switch (c) {
         case StopCause::None:
@@ -232,22 +234,20 @@ const char* to_string(StopCause c) {
     return "?";
 }
 
-// Interim (first engine): the second engine tracks these.
 StopCause Queuer::stop_cause() const {
-    return engine_->thread.joinable() ? StopCause::None : StopCause::Local;
+    return engine_->stop_cause();
 }
+
 size_t Queuer::unwritten_jobs() const {
-    return 0;
+    return engine_->unwritten_jobs();
 }
 
 std::string Queuer::not_ready_reason() const {
-    if (!engine_->thread.joinable()) return "the worker is not running";
-    if (!loop_healthy()) return "the engine loop is not turning";
-    return {};
+    return engine_->not_ready_reason();
 }
 
 int Queuer::max_concurrency() const {
-    return engine_->max_concurrency.load();
+    return engine_->max_concurrency();
 }
 
 std::unique_ptr<Queuer> new_queuer(std::string name, int max_concurrency,

@@ -303,19 +303,27 @@ TEST_F(Engine, WorkerWithoutTheTaskOrFunctionLeavesTheJobAlone) {
     EXPECT_EQ(q->get_job(sched.rid).status, "SCHEDULED");
 }
 
-TEST_F(Engine, ConcurrencyNeverExceedsTheMaximum) {
-    auto q = make(3);
+// Tasks running at once never exceed max_concurrency. The rows RUNNING for the worker in the
+// database are the running tasks plus the jobs claimed ahead (worker.prefetch): with prefetch 0
+// they never exceed max_concurrency either, with prefetch P never max_concurrency + P.
+class Concurrency : public Engine, public ::testing::WithParamInterface<int> {};
+
+TEST_P(Concurrency, NeverExceedsTheMaximum) {
+    int prefetch = GetParam();
+    auto o = fast_engine();
+    o.prefetch = prefetch;
+    auto q = std::make_unique<Queuer>("test-worker", 3, "", schema.config(), std::nullopt, o);
     std::atomic<int> now_running{0}, peak{0};
     q->add_task("work", [&](JobContext&) {
         int n = ++now_running;
         int p = peak.load();
         while (n > p && !peak.compare_exchange_weak(p, n)) {
         }
-        std::this_thread::sleep_for(50ms);
+        std::this_thread::sleep_for(20ms);
         --now_running;
         return std::string("[]");
     });
-    std::vector<BatchJob> batch(30);
+    std::vector<BatchJob> batch(60);
     for (auto& b : batch) b.task = "work";
     q->add_jobs(batch);
     std::atomic<bool> sampling{true};
@@ -325,19 +333,24 @@ TEST_F(Engine, ConcurrencyNeverExceedsTheMaximum) {
         while (sampling) {
             auto r = c.exec("SELECT count(*) FROM job WHERE status = 'RUNNING'");
             db_peak = std::max(db_peak, r.i32(0, 0));
-            std::this_thread::sleep_for(5ms);
+            std::this_thread::sleep_for(2ms);
         }
     });
     q->start();
-    for (int i = 0; i < 2000 && q->get_jobs_ended(with_limit(100)).size() < 30; ++i)
+    for (int i = 0; i < 2000 && q->get_jobs_ended(with_limit(100)).size() < 60; ++i)
         std::this_thread::sleep_for(10ms);
     sampling = false;
     sampler.join();
-    EXPECT_EQ(q->get_jobs_ended(with_limit(100)).size(), 30u);
+    EXPECT_EQ(q->get_jobs_ended(with_limit(100)).size(), 60u);
     EXPECT_LE(peak.load(), 3);
-    EXPECT_LE(db_peak, 3);
+    EXPECT_LE(db_peak, 3 + prefetch);
     EXPECT_GE(peak.load(), 2);  // it did run in parallel
+    if (prefetch > 0) {
+        EXPECT_GT(db_peak, 3) << "jobs were claimed ahead";
+    }
 }
+
+INSTANTIATE_TEST_SUITE_P(Prefetch, Concurrency, ::testing::Values(0, 10));
 
 TEST_F(Engine, TwoWorkersRunEachOfTwoThousandJobsExactlyOnce) {
     auto a = make(4);
@@ -450,7 +463,8 @@ TEST_F(Engine, RejectsBadRegistrations) {
     q->add_task("echo", echo_task());
     EXPECT_THROW(q->add_task("echo", echo_task()), Error);
     EXPECT_THROW(q->add_task("", echo_task()), Error);
-    EXPECT_THROW(q->add_task("x", nullptr), Error);
+    EXPECT_THROW(q->add_task("x", TaskFunc{}), Error);
+    EXPECT_THROW(q->add_task("y", TaskFn{}), Error);
     EXPECT_THROW(Queuer("w", 0, "", schema.config()), Error);
     auto w = q->get_worker(q->worker().rid);
     EXPECT_EQ(w.available_tasks, std::vector<std::string>{"echo"});

@@ -11,9 +11,11 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "queuer/config.hpp"
+#include "queuer/error.hpp"
 
 struct pg_conn;
 struct pg_result;
@@ -114,6 +116,8 @@ class Connection {
     int socket() const;
     bool ok() const;  // false once the connection is broken
     pg_conn* raw() { return conn_; }
+    // Gives up ownership of the libpq connection (the caller PQfinish()es it).
+    pg_conn* release() { return std::exchange(conn_, nullptr); }
     const std::string& schema() const { return schema_; }
 
   private:
@@ -172,6 +176,13 @@ class Pool {
     std::mutex mu_;
     std::condition_variable cv_;
 };
+
+// The Error for a failed result (r may be null: then libpq's connection message): the server's
+// message with its SQLSTATE; ErrorKind::Connection when the connection is broken (class 08,
+// admin shutdown 57P0x), else ErrorKind::Database. Does not free r.
+Error result_error(pg_conn* conn, const pg_result* r, std::string_view what);
+// libpq's last message for the connection, on one line.
+std::string connection_message(pg_conn* conn);
 
 // Quotes an identifier we have validated already (schema names).
 std::string quote_ident(std::string_view ident);

@@ -68,6 +68,16 @@ class JobContext {
 // A task returns its results as JSON text ("" means []); it fails by throwing (the exception's
 // what() becomes the job's error).
 using TaskFunc = std::function<std::string(JobContext&)>;
+
+// What a task produced, as a value: results JSON text (ok) or an error text. Tasks registered
+// as TaskFn (plugins do) report failure this way instead of throwing.
+struct TaskResult {
+    bool ok = false;
+    std::string text;  // results JSON ("" means []) when ok, else the error
+    static TaskResult success(std::string results) { return {true, std::move(results)}; }
+    static TaskResult failure(std::string error) { return {false, std::move(error)}; }
+};
+using TaskFn = std::function<TaskResult(JobContext&)>;
 // Next run time from this run's scheduled time and the number of runs so far.
 using NextIntervalFunc = std::function<TimePoint(TimePoint scheduled_at, int count)>;
 
@@ -80,8 +90,6 @@ struct JobEvent {
 struct EngineOptions {
     std::chrono::milliseconds poll_interval{std::chrono::seconds(30)};  // fallback to NOTIFY
     std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(10)};
-    // How long completions may wait to be written together (one statement per batch).
-    std::chrono::milliseconds finish_batch_delay{std::chrono::milliseconds(1)};
     // When set, this worker takes part in the master election and, while master, applies these
     // settings: stale workers and their jobs, worker deletion, archive retention.
     std::optional<MasterSettings> master;
@@ -117,6 +125,7 @@ class Queuer : public Client {
     ~Queuer() override;
 
     Task add_task(std::string name, TaskFunc func);
+    Task add_task(std::string name, TaskFn func);
     Task add_task_with_name(TaskFunc func, std::string name) {
         return add_task(std::move(name), std::move(func));
     }
@@ -125,13 +134,17 @@ class Queuer : public Client {
         add_next_interval_func(std::move(name), std::move(func));
     }
 
-    // Starts claiming and running jobs; returns once the worker is RUNNING and listening.
+    // Starts claiming and running jobs; returns once the worker is RUNNING, connected and
+    // listening. Throws Error(Connection) when the first connection attempts fail.
     void start();
     // Listeners only (wait/listen helpers work), no claiming.
     void start_without_worker();
-    // Stops claiming, lets running tasks finish for up to `grace`, then signals the rest (their
-    // contexts are cancelled with reason "shutting down") and puts their jobs back in the queue
-    // for another worker, so nothing is lost; marks the worker STOPPED. Idempotent.
+    // Stops claiming and puts jobs claimed ahead (not started) back in the queue at once; lets
+    // running tasks finish for up to `grace`, then signals the rest (their contexts are
+    // cancelled with reason "shutting down") and puts their jobs back in the queue for another
+    // worker, so nothing is lost; writes every outcome (waiting for the database up to `grace`
+    // plus 10 s when it is away; what cannot be written is logged with the rids and counted in
+    // unwritten_jobs()); marks the worker STOPPED. Idempotent.
     void stop(std::chrono::milliseconds grace = std::chrono::seconds(0));
     bool running() const;
 
@@ -166,7 +179,7 @@ class Queuer : public Client {
     std::string not_ready_reason() const;
 
   private:
-    struct Engine;
+    class Engine;
     void update_worker_row();
     Worker worker_;
     std::unique_ptr<Engine> engine_;

@@ -1,0 +1,216 @@
+// Writing outcomes: every outcome decided since the last write goes out in one statement (at
+// most 1,000 runs or 64 MB); one write is in flight at a time, and what is decided meanwhile
+// waits for the next. A reply lost with the connection is written again (the statement only
+// touches the claim it names, so a second write changes nothing). A batch the database refuses
+// for its data is split and written run by run, so one bad row never blocks the others; a run
+// whose own row is refused ends FAILED with the database's reason.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "engine.hpp"
+#include "engine_sql.hpp"
+#include "queuer/log.hpp"
+#include "uv_check.hpp"
+
+namespace queuer {
+
+using namespace std::chrono_literals;
+using detail::Action;
+using detail::Completion;
+using detail::Phase;
+using detail::Run;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kMaxBatch = 1000;
+constexpr size_t kMaxBatchBytes = 64u << 20;
+
+// A refusal about the data of a row (invalid text or JSON, too large, a constraint) rather than
+// about the statement or the database as a whole.
+bool data_error(const Error& e) {
+    const auto& s = e.sqlstate();
+    return s.rfind("22", 0) == 0 || s.rfind("23", 0) == 0 || s.rfind("54", 0) == 0;
+}
+
+db::Params finish_params(const std::vector<Completion>& batch, const std::string& worker_rid) {
+    std::vector<std::string> ids, tokens, actions, results, sealed, errors, delays, started, nexts;
+    for (auto* v : {&ids, &tokens, &actions, &results, &sealed, &errors, &delays, &started, &nexts})
+        v->reserve(batch.size());
+    for (const auto& c : batch) {
+        const Run& r = *c.run;
+        ids.push_back(std::to_string(r.id));
+        tokens.push_back(r.token);
+        actions.push_back(detail::sql_name(c.action));
+        results.push_back(c.results);
+        sealed.push_back(c.sealed);
+        errors.push_back(c.error);
+        delays.push_back(std::to_string(c.delay_ms));
+        bool ran = r.started != steady::time_point{};
+        started.push_back(ran ? format_time(r.started_db()) : std::string());
+        nexts.push_back(c.next_at ? format_time(*c.next_at) : std::string());
+    }
+    db::Params p;
+    p.add_array(ids).add_array(tokens).add_array(actions).add_array(results).add_array(sealed);
+    p.add_array(errors).add_array(delays).add_array(started).add_array(nexts).add(worker_rid);
+    return p;
+}
+
+}  // namespace
+
+void Queuer::Engine::maybe_flush() {
+    if (finish_in_flight_ || one_by_one_left_ > 0 || pending_.empty()) return;
+    if (reconcile_needed_ || reconcile_in_flight_) return;
+    if (!finish_pipe_ || !finish_pipe_->up()) return;
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(&retry_timer_))) return;  // backing off
+    std::vector<Completion> batch;
+    size_t bytes = 0;
+    while (!pending_.empty() && batch.size() < kMaxBatch &&
+           (batch.empty() || bytes + pending_.front().bytes() <= kMaxBatchBytes)) {
+        bytes += pending_.front().bytes();
+        batch.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+    }
+    send_finish(std::move(batch));
+}
+
+void Queuer::Engine::send_finish(std::vector<Completion> batch) {
+    auto p = finish_params(batch, q_.worker_.rid);
+    finish_in_flight_ = true;
+    auto shared = std::make_shared<std::vector<Completion>>(std::move(batch));
+    finish_pipe_->send(detail::kFinish, p, [this, shared](db::Result* r, const Error* e) {
+        finish_in_flight_ = false;
+        finished(std::move(*shared), r, e);
+    });
+}
+
+void Queuer::Engine::finished(std::vector<Completion> batch, db::Result* r, const Error* e) {
+    (void)r;
+    if (!e) {
+        finish_sql_outage_.recovered("writing job outcomes");
+        finish_backoff_ = 0ms;
+        for (auto& c : batch) written(c);
+    } else if (e->kind() == ErrorKind::Connection) {
+        // The write may have committed. Write it again once the connection is back: rows
+        // already changed are not matched again. Our view of what we hold is checked first.
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) pending_.push_front(std::move(*it));
+        need_reconcile("a finish reply was lost");
+    } else if (data_error(*e)) {
+        if (batch.size() > 1)
+            write_one_by_one(std::move(batch));
+        else
+            refused(std::move(batch.front()), *e);
+    } else {
+        // The database refuses the statement as such (permissions, a missing table, ...):
+        // keep every outcome and try again with backoff.
+        finish_sql_outage_.failed("writing job outcomes", e->what());
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) pending_.push_front(std::move(*it));
+        finish_backoff_ = finish_backoff_.count() == 0
+                              ? 250ms
+                              : std::min<std::chrono::milliseconds>(finish_backoff_ * 2, 30s);
+        detail::uv_check(uv_timer_start(
+                             &retry_timer_,
+                             [](uv_timer_t* t) { static_cast<Engine*>(t->data)->maybe_flush(); },
+                             static_cast<uint64_t>(finish_backoff_.count()), 0),
+                         "uv_timer_start");
+    }
+    maybe_flush();
+    maybe_reconcile();
+    maybe_claim();
+    check_stop();
+    publish();
+}
+
+// Every run of a refused batch in a statement of its own, all in one round trip.
+void Queuer::Engine::write_one_by_one(std::vector<Completion> batch) {
+    if (!finish_pipe_->up()) {
+        // Gone between the refusal and now: keep them for the next write.
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) pending_.push_front(std::move(*it));
+        return;
+    }
+    std::vector<db::Params> params;
+    params.reserve(batch.size());
+    for (auto& c : batch) params.push_back(finish_params({c}, q_.worker_.rid));
+    std::vector<std::pair<const db::Statement*, const db::Params*>> sts;
+    std::vector<detail::PgPipe::Done> dones;
+    for (size_t i = 0; i < batch.size(); ++i) {
+        sts.emplace_back(&detail::kFinish, &params[i]);
+        auto c = std::make_shared<Completion>(std::move(batch[i]));
+        dones.push_back([this, c](db::Result*, const Error* e) {
+            --one_by_one_left_;
+            if (!e) {
+                written(*c);
+            } else if (e->kind() == ErrorKind::Connection) {
+                pending_.push_front(std::move(*c));
+                need_reconcile("a finish reply was lost");
+            } else if (data_error(*e)) {
+                refused(std::move(*c), *e);
+            } else {
+                pending_.push_front(std::move(*c));
+            }
+            if (one_by_one_left_ == 0) {
+                maybe_flush();
+                maybe_reconcile();
+                maybe_claim();
+                check_stop();
+            }
+        });
+    }
+    one_by_one_left_ = static_cast<int>(sts.size());
+    finish_pipe_->send_all(sts, std::move(dones));
+}
+
+// The database refused this run's own row. A result becomes a failure with the reason; a
+// failure whose text was refused is written with the reason alone; past that, the outcome is
+// dropped (logged) and reconciliation puts the job back in the queue.
+void Queuer::Engine::refused(Completion c, const Error& e) {
+    log::Fields f{c.run->rid, c.run->task, q_.worker_.rid};
+    std::string why = log::capped(e.what(), 1000);
+    if (c.action == Action::Succeeded || c.action == Action::Retry || c.action == Action::Failed) {
+        if (c.results != "[]" || !c.sealed.empty() || c.action == Action::Succeeded) {
+            c.results = "[]";
+            c.sealed.clear();
+            c.action = Action::Failed;
+            c.delay_ms = 0;
+            c.error = fmt::format("the database refused the result: {}", why);
+            log::write(log::Level::Warn, c.error, f);
+            pending_.push_front(std::move(c));
+            return;
+        }
+        if (c.error.rfind("the database refused the outcome", 0) != 0) {
+            c.action = Action::Failed;
+            c.error = fmt::format("the database refused the outcome: {}", why);
+            log::write(log::Level::Warn, c.error, f);
+            pending_.push_front(std::move(c));
+            return;
+        }
+    }
+    log::write(log::Level::Error,
+               fmt::format("the outcome of the job cannot be written ({}); it goes back to the "
+                           "queue",
+                           why),
+               f);
+    // Dropped here: reconciliation finds the row held but not run, and puts it back.
+    mark_written(*c.run);
+    if (c.run->state != Run::State::Running) forget(c.run);
+    need_reconcile("an outcome could not be written");
+}
+
+void Queuer::Engine::written(Completion& c) {
+    RunPtr run = c.run;
+    bool first = !run->written;
+    mark_written(*run);
+    if (first && opts_.observer) {
+        auto end = run->returned != steady::time_point{} ? run->returned : steady::now();
+        opts_.observer->job_finished(run->task, detail::to_outcome(c.action),
+                                     run->run_seconds(end));
+    }
+    if (run->state != Run::State::Running) forget(run);
+    if (c.next_at) {
+        auto in = std::chrono::duration_cast<std::chrono::milliseconds>(*c.next_at - now());
+        arm_due_timer(std::max(in, 0ms) + 5ms);
+    }
+}
+
+}  // namespace queuer
