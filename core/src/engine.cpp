@@ -388,6 +388,7 @@ void Queuer::Engine::tick() {
                                      .count()));
     }
     if (phase_ == Phase::Running && claim_jobs_) return_stale_prefetch();
+    maybe_reconcile();
     check_stop();
     publish();
 }

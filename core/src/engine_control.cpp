@@ -241,6 +241,7 @@ void Queuer::Engine::maybe_reconcile() {
             reconcile_outage_.recovered("reconciling the jobs this worker holds");
             reconciled(*r);
         }
+        maybe_reconcile();  // asked again while this one was on its way
         maybe_claim();
         maybe_flush();
         check_stop();
@@ -296,6 +297,7 @@ void Queuer::Engine::reconciled(const db::Result& r) {
                        {{}, {}, q_.worker_.rid});
             drained_ = false;
         }
+        maybe_reconcile();
         maybe_claim();
         maybe_flush();
         check_stop();
