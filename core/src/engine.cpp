@@ -89,10 +89,10 @@ void Outage::failed(std::string_view what, std::string_view why) {
     }
 }
 
-void Outage::recovered(std::string_view what) {
+void Outage::recovered(std::string_view what, std::string_view how) {
     if (!since) return;
     auto secs = std::chrono::duration<double>(steady::now() - *since).count();
-    log::write(log::Level::Info, fmt::format("{} works again after {:.1f} s", what, secs));
+    log::write(log::Level::Info, fmt::format("{} {} after {:.1f} s", what, how, secs));
     since.reset();
 }
 
@@ -330,7 +330,7 @@ detail::Outage& Queuer::Engine::outage_of(const PgPipe& p) {
 void Queuer::Engine::pipe_up(PgPipe& p) {
     auto& o = outage_of(p);
     bool was_down = o.since.has_value();
-    o.recovered(fmt::format("the database {} connection", p.name()));
+    o.recovered(fmt::format("the database {} connection", p.name()), "reconnected");
     if (was_down) {
         if (--pipes_down_ == 0 && opts_.observer) opts_.observer->db_up(true);
         if (opts_.observer) opts_.observer->db_reconnected();

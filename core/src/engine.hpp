@@ -65,7 +65,7 @@ struct Outage {
     std::optional<std::chrono::steady_clock::time_point> since;
     std::chrono::steady_clock::time_point last_logged{};
     void failed(std::string_view what, std::string_view why);
-    void recovered(std::string_view what);
+    void recovered(std::string_view what, std::string_view how = "works again");
 };
 
 }  // namespace detail
