@@ -203,6 +203,7 @@ class Queuer::Engine {
     std::deque<detail::Completion> pending_;  // outcomes waiting to be written
     int claims_in_flight_ = 0;
     bool finish_in_flight_ = false;
+    int finish_parts_ = 0;  // statements of the write in flight
     int unwritten_runs_ = 0;  // runs_ whose rows we hold in the database (RUNNING for us)
     bool drained_ = false;   // the last claim came back short: wait for a wake-up
     bool reconcile_needed_ = false, reconcile_in_flight_ = false;

@@ -224,10 +224,10 @@ void Queuer::Engine::claimed(const db::Result& r, int limit) {
 }
 
 void Queuer::Engine::query_next_due() {
-    if (!claim_pipe_ || !claim_pipe_->up()) return;
+    if (!control_pipe_ || !control_pipe_->up()) return;
     db::Params p;
     p.add_array(task_names_).add_array(nif_names_);
-    claim_pipe_->send(detail::kNextDue, p, [this](db::Result* r, const Error* e) {
+    control_pipe_->send(detail::kNextDue, p, [this](db::Result* r, const Error* e) {
         if (e || r->rows() == 0 || r->is_null(0, 0)) return;
         double s = 0;
         try {

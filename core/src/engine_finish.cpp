@@ -34,8 +34,14 @@ bool data_error(const Error& e) {
     return s.rfind("22", 0) == 0 || s.rfind("23", 0) == 0 || s.rfind("54", 0) == 0;
 }
 
+bool ends_job(Action a) {
+    return a == Action::Succeeded || a == Action::Failed || a == Action::Cancelled;
+}
+
+// kFinishArchive's or kFinishRequeue's parameters for these completions (all of one kind).
 db::Params finish_params(const std::vector<Completion>& batch, const std::string& worker_rid) {
     std::vector<std::string> ids, tokens, actions, results, sealed, errors, delays, started, nexts;
+    bool archive = batch.empty() || ends_job(batch.front().action);
     for (auto* v : {&ids, &tokens, &actions, &results, &sealed, &errors, &delays, &started, &nexts})
         v->reserve(batch.size());
     for (const auto& c : batch) {
@@ -43,18 +49,30 @@ db::Params finish_params(const std::vector<Completion>& batch, const std::string
         ids.push_back(std::to_string(r.id));
         tokens.push_back(r.token);
         actions.push_back(detail::sql_name(c.action));
-        results.push_back(c.results);
-        sealed.push_back(c.sealed);
         errors.push_back(c.error);
-        delays.push_back(std::to_string(c.delay_ms));
         bool ran = r.started != steady::time_point{};
         started.push_back(ran ? format_time(r.started_db()) : std::string());
-        nexts.push_back(c.next_at ? format_time(*c.next_at) : std::string());
+        if (archive) {
+            results.push_back(c.results);
+            sealed.push_back(c.sealed);
+            nexts.push_back(c.next_at ? format_time(*c.next_at) : std::string());
+        } else {
+            delays.push_back(std::to_string(c.delay_ms));
+        }
     }
     db::Params p;
-    p.add_array(ids).add_array(tokens).add_array(actions).add_array(results).add_array(sealed);
-    p.add_array(errors).add_array(delays).add_array(started).add_array(nexts).add(worker_rid);
+    if (archive) {
+        p.add_array(ids).add_array(tokens).add_array(actions).add_array(results).add_array(sealed);
+        p.add_array(errors).add_array(started).add_array(nexts).add(worker_rid);
+    } else {
+        p.add_array(ids).add_array(tokens).add_array(actions).add_array(errors).add_array(delays);
+        p.add_array(started).add(worker_rid);
+    }
     return p;
+}
+
+const db::Statement& finish_statement(const Completion& c) {
+    return ends_job(c.action) ? detail::kFinishArchive : detail::kFinishRequeue;
 }
 
 }  // namespace
@@ -75,14 +93,30 @@ void Queuer::Engine::maybe_flush() {
     send_finish(std::move(batch));
 }
 
+// One write: the outcomes that end jobs and those that put jobs back, each kind in one
+// statement, both in one round trip.
 void Queuer::Engine::send_finish(std::vector<Completion> batch) {
-    auto p = finish_params(batch, q_.worker_.rid);
+    auto ends = std::make_shared<std::vector<Completion>>();
+    auto back = std::make_shared<std::vector<Completion>>();
+    for (auto& c : batch) (ends_job(c.action) ? ends : back)->push_back(std::move(c));
+    std::vector<db::Params> params;
+    std::vector<std::pair<const db::Statement*, const db::Params*>> sts;
+    std::vector<detail::PgPipe::Done> dones;
+    params.reserve(2);
+    for (auto& part : {ends, back}) {
+        if (part->empty()) continue;
+        params.push_back(finish_params(*part, q_.worker_.rid));
+        dones.push_back([this, part](db::Result* r, const Error* e) {
+            if (--finish_parts_ == 0) finish_in_flight_ = false;
+            finished(std::move(*part), r, e);
+        });
+    }
+    size_t i = 0;
+    for (auto& part : {ends, back})
+        if (!part->empty()) sts.emplace_back(&finish_statement(part->front()), &params[i++]);
     finish_in_flight_ = true;
-    auto shared = std::make_shared<std::vector<Completion>>(std::move(batch));
-    finish_pipe_->send(detail::kFinish, p, [this, shared](db::Result* r, const Error* e) {
-        finish_in_flight_ = false;
-        finished(std::move(*shared), r, e);
-    });
+    finish_parts_ = static_cast<int>(sts.size());
+    finish_pipe_->send_all(sts, std::move(dones));
 }
 
 void Queuer::Engine::finished(std::vector<Completion> batch, db::Result* r, const Error* e) {
@@ -135,7 +169,7 @@ void Queuer::Engine::write_one_by_one(std::vector<Completion> batch) {
     std::vector<std::pair<const db::Statement*, const db::Params*>> sts;
     std::vector<detail::PgPipe::Done> dones;
     for (size_t i = 0; i < batch.size(); ++i) {
-        sts.emplace_back(&detail::kFinish, &params[i]);
+        sts.emplace_back(&finish_statement(batch[i]), &params[i]);
         auto c = std::make_shared<Completion>(std::move(batch[i]));
         dones.push_back([this, c](db::Result*, const Error* e) {
             --one_by_one_left_;

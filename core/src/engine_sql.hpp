@@ -37,21 +37,45 @@ inline const db::Statement kNextDue{
     "   AND task_name = ANY($1::varchar[])"
     "   AND COALESCE(options -> 'schedule' ->> 'next_interval', '') = ANY($2::varchar[])"};
 
-// Every outcome of a batch in one statement. Arrays, one element per run: $1 id, $2 claim token
-// (the claim's started_at), $3 action (SUCCEEDED | FAILED | CANCELLED | RETRY | REQUEUE),
-// $4 results JSON, $5 sealed results (hex, '' when not encrypted), $6 error, $7 retry delay ms,
-// $8 real start ('' = never started), $9 next run of a schedule ('' = none); $10 worker rid.
-// Only the claim it names is touched (this worker, RUNNING, same token), so a job cancelled or
-// recovered meanwhile is never written over, and writing a batch again after a lost reply
-// changes nothing. Jobs put back in the queue carry no worker (worker_id 0, worker_rid NULL).
-// Returns how many rows it changed.
-inline const db::Statement kFinish{
-    "queuer_finish",
+// The outcomes of a batch that end jobs (SUCCEEDED | FAILED | CANCELLED), one statement: the
+// rows move to job_archive, and a schedule's next run is inserted. Arrays, one element per run:
+// $1 id, $2 claim token (the claim's started_at), $3 status, $4 results JSON, $5 sealed results
+// (hex, '' when not encrypted), $6 error, $7 real start ('' = never started), $8 next run of a
+// schedule ('' = none); $9 worker rid. Only the claim it names is touched (this worker, RUNNING,
+// same token), so a job cancelled or recovered meanwhile is never written over, and writing a
+// batch again after a lost reply changes nothing. The join runs from the input to the job's
+// primary key (one index lookup per run). Returns how many jobs it archived.
+inline const db::Statement kFinishArchive{
+    "queuer_finish_archive",
     "WITH input AS ("
     " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],"
-    "  $6::text[], $7::bigint[], $8::text[], $9::text[])"
-    "  AS t(id, token, action, results, sealed, error, delay_ms, started, next_at)),"
-    " requeued AS ("
+    "  $6::text[], $7::text[], $8::text[])"
+    "  AS t(id, token, status, results, sealed, error, started, next_at)),"
+    " moved AS ("
+    " DELETE FROM job j USING input i WHERE j.id = i.id"
+    "  AND j.worker_rid = $9::uuid AND j.status = 'RUNNING' AND j.started_at = i.token::timestamp"
+    " RETURNING j.*, i.status AS new_status, i.results AS new_results, i.sealed AS new_sealed,"
+    "  i.error AS new_error, i.started AS new_started, i.next_at AS new_next_at),"
+    " archived AS (" QUEUER_ARCHIVE_INSERT(
+        "moved", "new_status", "COALESCE(NULLIF(new_started, '')::timestamp, started_at)",
+        "new_results::jsonb", "decode(new_sealed, 'hex')", "new_error") " RETURNING id),"
+    " nexts AS ("
+    " INSERT INTO job (options, task_name, parameters, parameters_encrypted, parameters_keyed,"
+    "  parameters_keyed_encrypted, status, scheduled_at, schedule_count)"
+    " SELECT options, task_name, parameters, parameters_encrypted, parameters_keyed,"
+    "  parameters_keyed_encrypted, 'SCHEDULED', new_next_at::timestamp, schedule_count"
+    " FROM moved WHERE new_next_at <> '' RETURNING id)"
+    " SELECT count(*) AS changed FROM archived"};
+
+// The outcomes of a batch that put jobs back in the queue: RETRY (SCHEDULED after $5 ms, the
+// attempt counted) and REQUEUE (QUEUED at once, the attempt not counted). They carry no worker
+// (worker_id 0, worker_rid NULL). $1 id, $2 claim token, $3 action, $4 error, $5 delay ms,
+// $6 real start ('' = never started); $7 worker rid. Same matching as kFinishArchive.
+inline const db::Statement kFinishRequeue{
+    "queuer_finish_requeue",
+    "WITH input AS ("
+    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],"
+    "  $6::text[]) AS t(id, token, action, error, delay_ms, started))"
     " UPDATE job j SET"
     "  status = CASE WHEN i.action = 'RETRY' THEN 'SCHEDULED' ELSE 'QUEUED' END,"
     "  scheduled_at = CASE WHEN i.action = 'RETRY'"
@@ -63,26 +87,9 @@ inline const db::Statement kFinish{
     "  started_at = CASE WHEN i.action = 'REQUEUE' THEN NULL"
     "   ELSE COALESCE(NULLIF(i.started, '')::timestamp, j.started_at) END,"
     "  worker_id = 0, worker_rid = NULL, error = i.error, updated_at = CURRENT_TIMESTAMP"
-    " FROM input i WHERE j.id = ANY($1::bigint[]) AND j.id = i.id"
-    "  AND i.action IN ('RETRY', 'REQUEUE')"
-    "  AND j.worker_rid = $10::uuid AND j.status = 'RUNNING' AND j.started_at = i.token::timestamp"
-    " RETURNING j.id),"
-    " moved AS ("
-    " DELETE FROM job j USING input i WHERE j.id = ANY($1::bigint[]) AND j.id = i.id"
-    "  AND i.action IN ('SUCCEEDED', 'FAILED', 'CANCELLED')"
-    "  AND j.worker_rid = $10::uuid AND j.status = 'RUNNING' AND j.started_at = i.token::timestamp"
-    " RETURNING j.*, i.action AS new_status, i.results AS new_results, i.sealed AS new_sealed,"
-    "  i.error AS new_error, i.started AS new_started, i.next_at AS new_next_at),"
-    " archived AS (" QUEUER_ARCHIVE_INSERT(
-        "moved", "new_status", "COALESCE(NULLIF(new_started, '')::timestamp, started_at)",
-        "new_results::jsonb", "decode(new_sealed, 'hex')", "new_error") " RETURNING id),"
-    " nexts AS ("
-    " INSERT INTO job (options, task_name, parameters, parameters_encrypted, parameters_keyed,"
-    "  parameters_keyed_encrypted, status, scheduled_at, schedule_count)"
-    " SELECT options, task_name, parameters, parameters_encrypted, parameters_keyed,"
-    "  parameters_keyed_encrypted, 'SCHEDULED', new_next_at::timestamp, schedule_count"
-    " FROM moved WHERE new_next_at <> '' RETURNING id)"
-    " SELECT (SELECT count(*) FROM requeued) + (SELECT count(*) FROM archived) AS changed"};
+    " FROM input i WHERE j.id = i.id"
+    "  AND j.worker_rid = $7::uuid AND j.status = 'RUNNING' AND j.started_at = i.token::timestamp"
+    " RETURNING j.id"};
 
 // $1 worker rid, $2 current concurrency. Returns the worker's status (STOPPING / STOPPED set
 // from elsewhere are obeyed).

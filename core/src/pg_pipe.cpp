@@ -14,12 +14,13 @@ using steady = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 PgPipe::PgPipe(uv_loop_t* loop, DatabaseConfig cfg, std::string name,
-               std::vector<std::string> listen, Hooks hooks)
+               std::vector<std::string> listen, Hooks hooks, std::vector<std::string> setup)
     : loop_(loop),
       cfg_(std::move(cfg)),
       name_(std::move(name)),
       listen_(std::move(listen)),
-      hooks_(std::move(hooks)) {
+      hooks_(std::move(hooks)),
+      setup_(std::move(setup)) {
     uv_check(uv_timer_init(loop_, &retry_timer_), "uv_timer_init");
     uv_check(uv_timer_init(loop_, &fail_timer_), "uv_timer_init");
     retry_timer_.data = this;
@@ -63,7 +64,7 @@ void PgPipe::connect_now() {
         uv_work_t req{};
         PgPipe* self = nullptr;
         DatabaseConfig cfg;
-        std::vector<std::string> listen;
+        std::vector<std::string> listen, setup;
         pg_conn* conn = nullptr;
         std::optional<Error> error;
     };
@@ -72,12 +73,14 @@ void PgPipe::connect_now() {
     w->self = this;
     w->cfg = cfg_;
     w->listen = listen_;
+    w->setup = setup_;
     int rc = uv_queue_work(
         loop_, &w->req,
         [](uv_work_t* req) {
             auto* w = static_cast<Work*>(req->data);
             try {
                 auto c = db::Connection::open(w->cfg);
+                for (const auto& sql : w->setup) c.exec(sql);
                 for (const auto& ch : w->listen) c.listen(ch);
                 w->conn = c.release();
             } catch (const Error& e) {

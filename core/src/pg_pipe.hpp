@@ -42,8 +42,9 @@ class PgPipe {
 
     // `name` appears in log lines ("claim", "finish", "listener", ...). With `listen` channels
     // the connection LISTENs on them after every connect and is not used for statements.
+    // `setup` statements (e.g. SET ...) run on every new connection before it is used.
     PgPipe(uv_loop_t* loop, DatabaseConfig cfg, std::string name, std::vector<std::string> listen,
-           Hooks hooks);
+           Hooks hooks, std::vector<std::string> setup = {});
     // Only after close() and after the loop has run the close callbacks (uv_run returned).
     ~PgPipe();
     PgPipe(const PgPipe&) = delete;
@@ -100,6 +101,7 @@ class PgPipe {
     std::string name_;
     std::vector<std::string> listen_;
     Hooks hooks_;
+    std::vector<std::string> setup_;
 
     pg_conn* conn_ = nullptr;
     uv_poll_t* poll_ = nullptr;  // per connection; freed in its close callback

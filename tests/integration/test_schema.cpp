@@ -311,7 +311,7 @@ TEST(Schema, NotifyTriggersExist) {
         "  ORDER BY event_manipulation), action_timing, action_orientation "
         "FROM information_schema.triggers WHERE trigger_schema = current_schema() "
         "GROUP BY 1, 2, 4, 5 ORDER BY 1, 2");
-    // The reference's trigger names and channels, fired once per statement (migration 5).
+    // The reference's trigger names and channels, fired once per statement (migrations 5, 6).
     ASSERT_EQ(r.rows(), 3);
     EXPECT_EQ(r.str(0, 0), "job");
     EXPECT_EQ(r.str(0, 1), "job_notify_event");
@@ -356,7 +356,7 @@ TEST(Schema, BatchInsertSendsOneNotificationPerStatusNotPerRow) {
     }
     EXPECT_EQ(queued, 2);  // one per INSERT statement, not 501
     EXPECT_EQ(scheduled, 1);
-    EXPECT_EQ(running, 2);  // updates: one per row, as the reference
+    EXPECT_EQ(running, 1);  // updates too: one per status per statement (migration 6)
 }
 
 TEST(Schema, InsertNotifiesChannelJobWithTheReferencePayload) {

@@ -424,7 +424,7 @@ TEST_F(AppConfigTest, RetentionZeroMeansKeep) {
 
 TEST_F(AppConfigTest, PrefetchAndResultLimit) {
     auto d = load_app_config(config(kMinimal));
-    EXPECT_EQ(d.worker.prefetch, 100);
+    EXPECT_EQ(d.worker.prefetch, 1000);
     EXPECT_EQ(d.worker.max_result_bytes, size_t{16} << 20);
     auto c = load_app_config(
         config(std::string(kMinimal) + "  prefetch: 0\n  max_result_bytes: 512kB\n"));

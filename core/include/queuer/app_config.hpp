@@ -29,7 +29,7 @@ struct WorkerConfig {
     Isolation isolation = Isolation::Thread;
     std::chrono::milliseconds poll_interval{std::chrono::seconds(30)};  // NOTIFY fallback
     // Upper bound of jobs claimed ahead of free slots (EngineOptions::prefetch); 0 = none.
-    int prefetch = 100;
+    int prefetch = 1000;
     // Results or errors larger than this end their job FAILED (EngineOptions::max_result_bytes).
     size_t max_result_bytes = 16u << 20;
 };

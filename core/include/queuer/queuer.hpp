@@ -96,7 +96,7 @@ struct EngineOptions {
     // Jobs claimed ahead of free slots and held locally until a slot frees (worker.prefetch):
     // the upper bound; the engine claims ahead only as many as its tasks are expected to start
     // within about 100 ms (from the run times it measures). 0 = claim only for free slots.
-    int prefetch = 100;
+    int prefetch = 1000;
     // A result (or error text) larger than this ends its job FAILED with the reason instead of
     // being written (worker.max_result_bytes). 0 = no limit of our own.
     size_t max_result_bytes = 16u << 20;
