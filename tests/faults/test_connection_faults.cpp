@@ -33,6 +33,11 @@ TEST_F(Faults, ProxyForwardsCutsRefusesAndPassesAgain) {
     EXPECT_FALSE(c.ok());
     proxy.set_mode(TcpProxy::Mode::Refuse);
     EXPECT_THROW(db::Connection::open(via(direct, proxy)), std::exception);
+    // Blackhole: accepted, never answered; libpq gives up after its connect_timeout.
+    proxy.set_mode(TcpProxy::Mode::Blackhole);
+    auto quick = via(direct, proxy);
+    quick.connect_timeout_seconds = 2;
+    EXPECT_THROW(db::Connection::open(quick), std::exception);
     proxy.set_mode(TcpProxy::Mode::Pass);
     auto c2 = db::Connection::open(via(direct, proxy));
     // A large reply crosses intact (the proxy buffers partial writes).
@@ -102,16 +107,23 @@ TEST_F(FaultsSerial, PostgresRestartDuringADrain) {
     auto& da = start_worker(a);
     auto& dbb = start_worker(b);
     const size_t n = 3000;
-    auto rids = add_count_jobs(n, 5);
+    auto rids = add_count_jobs(n, 20);
     client_.reset();
     std::string restart =
         std::string(pgctl) + " -D " + pgdata + " -m fast -w -t 60 restart >/dev/null";
     for (int64_t at : {300, 1200, 2100}) {
-        ASSERT_TRUE(
-            wait_until([&] { return scalar("SELECT count(*) FROM job_archive") >= at; }, 120s))
+        int64_t done = 0;
+        ASSERT_TRUE(wait_until(
+            [&] {
+                done = scalar("SELECT count(*) FROM job_archive");
+                return done >= at;
+            },
+            120s))
             << state();
         conn_.reset();
         ASSERT_EQ(std::system(restart.c_str()), 0);
+        std::printf("[ FAULTS   ] restart: PostgreSQL restarted with %lld of %zu jobs archived\n",
+                    static_cast<long long>(done), n);
     }
     EXPECT_TRUE(wait_all_ended(rids, 120s)) << state() << "\n" << logs();
     expect_exactly_once(rids);
