@@ -328,6 +328,17 @@ int run(const std::string& config_path) {
     uv_run(d.loop, UV_RUN_DEFAULT);
     if (d.stopper.joinable()) d.stopper.join();
     uv_loop_close(d.loop);
+    // 74: outcomes that could not be written (their rids are logged); 75: the master declared
+    // this worker stale and took its jobs back. systemd restarts both (Restart=on-failure).
+    int code = 0;
+    if (d.worker->unwritten_jobs() > 0) {
+        code = 74;
+        spdlog::error("exiting with status 74: {} job outcomes could not be written",
+                      d.worker->unwritten_jobs());
+    } else if (d.worker->stop_cause() == queuer::StopCause::Stale) {
+        code = 75;
+        spdlog::warn("exiting with status 75: the master declared this worker stale");
+    }
     if (d.worker->stuck_tasks() > 0) {
         // A task ignored cancellation and still runs plugin code: unloading the plugins under it
         // would crash. Its job is back in the queue already; leave without unloading.
@@ -336,13 +347,13 @@ int run(const std::string& config_path) {
             "the plugins",
             d.worker->stuck_tasks());
         spdlog::shutdown();
-        std::_Exit(0);
+        std::_Exit(code);
     }
     d.worker.reset();
     d.processes.reset();
     d.plugins.reset();
-    spdlog::info("stopped cleanly");
-    return 0;
+    if (code == 0) spdlog::info("stopped cleanly");
+    return code;
 }
 
 }  // namespace
