@@ -351,11 +351,9 @@ void check_key(std::string_view key, std::string_view what) {
     }
 }
 
-#define QUEUER_WORKER_KEYS                                                             \
-    {                                                                                  \
-        "name", "max_concurrency", "on_error", "heartbeat_interval", "shutdown_grace", \
-            "isolation", "poll_interval", "prefetch", "max_result_bytes"               \
-    }
+#define QUEUER_WORKER_KEYS                                                                          \
+    {"name",           "max_concurrency", "on_error", "heartbeat_interval", "shutdown_grace", \
+     "isolation",      "poll_interval",   "prefetch", "max_result_bytes"}
 
 void apply_defaults_without_file(AppConfig& cfg) {
     cfg.worker.name = default_worker_name();
@@ -363,7 +361,8 @@ void apply_defaults_without_file(AppConfig& cfg) {
 }
 
 void parse_worker(const Loader& L, const Section& root, AppConfig& cfg, bool require_worker) {
-    Section w = L.subsection(root, "worker", QUEUER_WORKER_KEYS);
+    Section w = L.subsection(root, "worker",
+                             QUEUER_WORKER_KEYS);
     if (!root.find("worker") && require_worker)
         L.fail(root.line, "worker is required (with worker.name and worker.max_concurrency)");
     auto name = L.string(w, "name");
@@ -596,7 +595,8 @@ AppConfig load_app_config(const std::string& path, bool require_worker) {
     parse_http(L, top, cfg);
 
     if (cfg.worker.heartbeat_interval >= cfg.master.worker_stale_threshold) {
-        const Section w = L.subsection(top, "worker", QUEUER_WORKER_KEYS);
+        const Section w = L.subsection(top, "worker",
+                                       QUEUER_WORKER_KEYS);
         L.fail(L.line(w, "heartbeat_interval"),
                fmt::format("worker.heartbeat_interval ({} ms) must be well under "
                            "master.worker_stale_threshold ({} s), or live workers look stale",
