@@ -13,8 +13,8 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <map>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -135,8 +135,7 @@ class Ctl {
             if (!cfg.encryption_key.empty())
                 verbose("encryption on, key from " + cfg.encryption_key_source);
             // Two connections: some calls look a row up again while holding one.
-            client_ =
-                std::make_unique<queuer::Client>(cfg.database, cfg.encryption_key, false, 2);
+            client_ = std::make_unique<queuer::Client>(cfg.database, cfg.encryption_key, false, 2);
             std::string missing;
             {
                 auto c = client_->pool().acquire();
@@ -257,8 +256,8 @@ void check_offered(Ctl& ctl, const std::vector<std::string>& tasks, bool strict)
     if (missing.empty()) return;
     std::string names;
     for (const auto& t : missing) names += (names.empty() ? "\"" : ", \"") + t + "\"";
-    std::string what = fmt::format("no live worker offers task{} {}", missing.size() == 1 ? "" : "s",
-                                   names);
+    std::string what =
+        fmt::format("no live worker offers task{} {}", missing.size() == 1 ? "" : "s", names);
     if (strict)
         throw Exit{kExitFailed, what + "; nothing was added",
                    "start a worker with that task (queuerctl list worker shows what each offers), "
@@ -276,14 +275,13 @@ queuer::TimeBound time_flag(const std::string& text, const char* flag) {
 }
 
 std::vector<std::string> status_list(const std::string& text,
-                                     std::initializer_list<const char*> allowed,
-                                     const char* what) {
+                                     std::initializer_list<const char*> allowed, const char* what) {
     std::vector<std::string> out;
     size_t start = 0;
     while (start <= text.size() && !text.empty()) {
         size_t comma = text.find(',', start);
-        std::string one = text.substr(start, comma == std::string::npos ? std::string::npos
-                                                                        : comma - start);
+        std::string one =
+            text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         if (!one.empty()) out.push_back(check_status(one, allowed, what));
         if (comma == std::string::npos) break;
         start = comma + 1;
@@ -354,7 +352,8 @@ int cmd_add_jobs(Ctl& ctl, const Args& a) {
     {
         std::vector<std::string> tasks;
         for (const auto& j : jobs)
-            if (std::find(tasks.begin(), tasks.end(), j.task) == tasks.end()) tasks.push_back(j.task);
+            if (std::find(tasks.begin(), tasks.end(), j.task) == tasks.end())
+                tasks.push_back(j.task);
         check_offered(ctl, tasks, a.strict);
     }
     auto rids = ctl.client().add_jobs(jobs);
@@ -481,8 +480,9 @@ int cmd_list(Ctl& ctl, const std::string& noun, Args a) {
             for (size_t i = 0; i < out.size(); ++i) {
                 std::string w = out[i].to_json();
                 w.pop_back();
-                w += fmt::format(",\"is_master\":{}}}",
-                                 !master_rid.empty() && out[i].rid == master_rid ? "true" : "false");
+                w +=
+                    fmt::format(",\"is_master\":{}}}",
+                                !master_rid.empty() && out[i].rid == master_rid ? "true" : "false");
                 s += (i ? "," : "") + w;
             }
             ctl.json(s + "]");
@@ -499,8 +499,9 @@ int cmd_list(Ctl& ctl, const std::string& noun, Args a) {
     // connection: by backend pid, highest first; --lastId N shows pids below N, --limit caps
     // the page; --status matches the state, --search the application name, user or query.
     auto conns = c.get_connections();
-    std::sort(conns.begin(), conns.end(),
-              [](const queuer::Connection& x, const queuer::Connection& y) { return x.pid > y.pid; });
+    std::sort(
+        conns.begin(), conns.end(),
+        [](const queuer::Connection& x, const queuer::Connection& y) { return x.pid > y.pid; });
     std::vector<queuer::Connection> out;
     auto lower = [](std::string s) {
         for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -687,9 +688,9 @@ int cmd_stats(Ctl& ctl, const Args& a) {
                    seconds_text(l.oldest_age_s)});
         t.print(stdout, ctl.style());
     }
-    ctl.out("\n" + ctl.style().bold(fmt::format("Ended in the last {}", seconds_text(
-                                                                          static_cast<double>(
-                                                                              st.since_s)))) +
+    ctl.out("\n" +
+            ctl.style().bold(fmt::format("Ended in the last {}",
+                                         seconds_text(static_cast<double>(st.since_s)))) +
             "\n");
     if (st.ended.empty()) {
         ctl.out("(none)\n");
@@ -718,8 +719,8 @@ int cmd_bulk(Ctl& ctl, const Args& a, Bulk what) {
     if (what == Bulk::Cancel)
         f.statuses = status_list(a.status, {"QUEUED", "SCHEDULED", "RUNNING"}, "live jobs");
     else
-        f.statuses = status_list(a.status, {"SUCCEEDED", "FAILED", "CANCELLED"},
-                                 "ended (archived) jobs");
+        f.statuses =
+            status_list(a.status, {"SUCCEEDED", "FAILED", "CANCELLED"}, "ended (archived) jobs");
     f.since = time_flag(a.since, "--since");
     f.until = time_flag(a.until, "--until");
     f.error = a.error;
@@ -1050,10 +1051,10 @@ int run(int argc, char** argv) {
                      "  queuerctl delete job --rid RID\n"
                      "  queuerctl delete jobs --status SUCCEEDED --until 7d --dry-run\n");
     rid_opt(del, "Job");
-    rid_opt(leaf(del, "job", "Delete one ended job from the archive",
-                 "  queuerctl delete job --rid RID\n",
-                 [&](Ctl& c) { return cmd_delete_job(c, a); }),
-            "Job");
+    rid_opt(
+        leaf(del, "job", "Delete one ended job from the archive",
+             "  queuerctl delete job --rid RID\n", [&](Ctl& c) { return cmd_delete_job(c, a); }),
+        "Job");
     auto* delete_jobs = leaf(del, "jobs",
                              "Delete archived jobs matching the filters (at least one, or --all) "
                              "in one statement; prints the count",
@@ -1065,8 +1066,7 @@ int run(int argc, char** argv) {
 
     leaf(&app, "status",
          "The queue at a glance: schema version, master, workers, job totals, last hour",
-         "  queuerctl status\n  queuerctl status --json\n",
-         [&](Ctl& c) { return cmd_status(c); });
+         "  queuerctl status\n  queuerctl status --json\n", [&](Ctl& c) { return cmd_status(c); });
     auto* stats = leaf(&app, "stats",
                        "Jobs per task and status: live ones with the age of the oldest, ended "
                        "ones over --since (default 1h)",

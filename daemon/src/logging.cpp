@@ -7,11 +7,14 @@
 #include <fmt/format.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <systemd/sd-journal.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 #include "queuer/json.hpp"
@@ -103,7 +106,19 @@ spdlog::level::level_enum to_spdlog(queuer::log::Level l) {
 class Sink : public spdlog::sinks::base_sink<std::mutex> {
   public:
     explicit Sink(queuer::LogFormat format)
-        : format_(format), prefix_(std::getenv("JOURNAL_STREAM") != nullptr) {}
+        : format_(format), prefix_(std::getenv("JOURNAL_STREAM") != nullptr) {
+        // sd_journal_send drops lines silently when journald is not there: look first.
+        struct stat st;
+        if (format_ == queuer::LogFormat::Journal &&
+            ::stat("/run/systemd/journal/socket", &st) != 0) {
+            journal_ok_ = false;
+            std::string note =
+                "[warn] logging.format journal: journald cannot be reached "
+                "(/run/systemd/journal/socket: " +
+                std::string(std::strerror(errno)) + "); logging text to stderr\n";
+            std::fwrite(note.data(), 1, note.size(), stderr);
+        }
+    }
 
   protected:
     void sink_it_(const spdlog::details::log_msg& m) override {

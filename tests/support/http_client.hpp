@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <map>
 #include <regex>
 #include <set>
@@ -19,7 +21,7 @@
 namespace queuer::test {
 
 struct HttpReply {
-    int status = 0;  // 0: no answer
+    int status = 0;                              // 0: no answer
     std::map<std::string, std::string> headers;  // names lower-cased
     std::string body;
 };
@@ -96,8 +98,8 @@ inline HttpReply http_raw(int port, const std::string& request_head,
 
 inline HttpReply http_get(int port, const std::string& path,
                           std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-    return http_raw(port,
-                    "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close", timeout);
+    return http_raw(port, "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close",
+                    timeout);
 }
 
 struct Sample {
@@ -112,7 +114,8 @@ struct Exposition {
     std::vector<std::string> errors;           // lines that do not parse
 
     // The value of the one sample with this name and these labels (a subset match); NaN if none.
-    double value(const std::string& name, const std::map<std::string, std::string>& labels = {}) const {
+    double value(const std::string& name,
+                 const std::map<std::string, std::string>& labels = {}) const {
         for (const auto& s : samples) {
             if (s.name != name) continue;
             bool ok = true;

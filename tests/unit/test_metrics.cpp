@@ -127,8 +127,8 @@ class HttpServer : public ::testing::Test {
                 .header("X-Test", "yes");
         });
         server->route("POST", "/echo", [](const http::Request& r) {
-            return http::Response::json(201, "{\"got\":\"" + r.body + "\",\"h\":\"" +
-                                                 r.header("X-Thing") + "\"}");
+            return http::Response::json(
+                201, "{\"got\":\"" + r.body + "\",\"h\":\"" + r.header("X-Thing") + "\"}");
         });
         server->route("GET", "/jobs/*", [](const http::Request& r) {
             return http::Response::text(200, "job " + r.params.at(0));
@@ -137,10 +137,11 @@ class HttpServer : public ::testing::Test {
             throw std::runtime_error("kaput");
         });
         server->route("GET", "/events", [this](const http::Request&) {
-            auto r = http::Response::stream("text/event-stream", [this](std::shared_ptr<http::Stream> s) {
-                std::lock_guard g(mu);
-                stream = s;
-            });
+            auto r = http::Response::stream("text/event-stream",
+                                            [this](std::shared_ptr<http::Stream> s) {
+                                                std::lock_guard g(mu);
+                                                stream = s;
+                                            });
             r.body = "retry: 1000\n\n";
             return r;
         });
