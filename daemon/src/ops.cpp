@@ -5,6 +5,10 @@
 #include <queuer/plugin.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "queuer/error.hpp"
@@ -152,6 +156,27 @@ Ops::Ops(queuer::DatabaseConfig db, std::string version, std::chrono::millisecon
                          [this]() -> std::vector<std::pair<m::LabelValues, double>> {
                              return {{{}, start_time_}};
                          });
+    // The standard process gauges (for the idle-memory target and fd leaks).
+    registry_.gauge_func(
+        "process_resident_memory_bytes", "Resident memory of queuerd in bytes.", {},
+        []() -> std::vector<std::pair<m::LabelValues, double>> {
+            std::ifstream f("/proc/self/statm");
+            long size = 0, resident = 0;
+            if (!(f >> size >> resident)) return {};
+            return {
+                {{}, static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE))}};
+        });
+    registry_.gauge_func(
+        "process_open_fds", "Open file descriptors of queuerd.", {},
+        []() -> std::vector<std::pair<m::LabelValues, double>> {
+            std::error_code ec;
+            double n = 0;
+            for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+                 !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+                ++n;
+            if (ec) return {};
+            return {{{}, n}};
+        });
     depth_thread_ = std::thread([this] { depth_loop(); });
 }
 
