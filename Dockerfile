@@ -4,7 +4,7 @@ FROM debian:12 AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       cmake ninja-build g++ pkg-config libpq-dev libuv1-dev libyaml-cpp-dev rapidjson-dev \
       libsodium-dev libfmt-dev libcli11-dev libspdlog-dev libsystemd-dev \
-      libhowardhinnant-date-dev libgtest-dev libgmock-dev \
+      libhowardhinnant-date-dev libmicrohttpd-dev libgtest-dev libgmock-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -15,7 +15,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DQUEUER_BUILD_TEST
 FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libpq5 libuv1 libyaml-cpp0.7 libsodium23 libfmt9 libspdlog1.10 libsystemd0 \
-      libdate-tz3 tzdata ca-certificates \
+      libdate-tz3 libmicrohttpd12 tzdata ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --no-create-home --shell /usr/sbin/nologin queuerd
 COPY --from=build /out/ /

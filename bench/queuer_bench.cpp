@@ -2,21 +2,25 @@
 //
 //   queuer_bench w1    --single N --copy N --runs R
 //   queuer_bench w2    --queuerd PATH --plugin PATH --concurrency C --isolation thread|process
-//                      --jobs N --runs R
+//                      --jobs N --runs R [--scrape-ms MS]   (GET /metrics every MS while draining)
 //   queuer_bench w3    --queuerd PATH --plugin PATH --jobs N --interval-ms 5 --runs R --idle-s 10
 //   queuer_bench fill  --jobs N          (COPY N noop jobs into QUEUER_DB_SCHEMA; for W4)
 //
 // Database settings come from QUEUER_DB_* as for queuerd. W1-W3 work in schemas of their own
 // (bench_<workload>_<pid>_<run>), created fresh for every run and dropped afterwards. Every result
 // is one line of key=value pairs on stdout; progress goes to stderr.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <dirent.h>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -230,6 +234,7 @@ struct DaemonConf {
     std::string queuerd, plugin, dir;
     int concurrency = 8;
     std::string isolation = "thread";
+    long scrape_ms = 0;  // > 0: http.listen on, /metrics scraped this often during W2
 };
 
 std::string write_config(const DaemonConf& d, const std::string& name) {
@@ -238,8 +243,74 @@ std::string write_config(const DaemonConf& d, const std::string& name) {
     f << "worker:\n  name: " << name << "\n  max_concurrency: " << d.concurrency
       << "\n  isolation: " << d.isolation << "\n  shutdown_grace: 5s\n"
       << "plugins:\n  - path: " << d.plugin << "\nlogging:\n  level: info\n";
+    if (d.scrape_ms > 0) f << "http:\n  listen: 127.0.0.1:0\n";
     return path;
 }
+
+// ---- /metrics scraper (the cost of being scraped, docs/benchmarks.md) ----
+
+// One GET /metrics on 127.0.0.1:port; the body size, or -1 on failure.
+long scrape_once(int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    long got = -1;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+        const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        if (::send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof req - 1)) {
+            std::string raw;
+            char buf[65536];
+            ssize_t n;
+            while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0)
+                raw.append(buf, static_cast<size_t>(n));
+            if (raw.rfind("HTTP/1.1 200", 0) == 0) got = static_cast<long>(raw.size());
+        }
+    }
+    ::close(fd);
+    return got;
+}
+
+// Scrapes every `every_ms` from the moment the daemon's log names its port until stopped.
+struct Scraper {
+    std::atomic<bool> stop{false};
+    std::atomic<long> scrapes{0}, errors{0};
+    std::thread t;
+    void start(const std::string& log, long every_ms) {
+        t = std::thread([this, log, every_ms] {
+            int port = 0;
+            auto until = steady::now() + 30s;
+            while (!stop && port == 0 && steady::now() < until) {
+                std::ifstream f(log);
+                std::string text((std::istreambuf_iterator<char>(f)), {});
+                auto at = text.find("http: listening on 127.0.0.1:");
+                if (at != std::string::npos)
+                    port =
+                        std::atoi(text.c_str() + at + std::strlen("http: listening on 127.0.0.1:"));
+                else
+                    std::this_thread::sleep_for(5ms);
+            }
+            if (port == 0) {
+                ++errors;
+                return;
+            }
+            while (!stop) {
+                auto next = steady::now() + std::chrono::milliseconds(every_ms);
+                if (scrape_once(port) > 0)
+                    ++scrapes;
+                else
+                    ++errors;
+                while (!stop && steady::now() < next) std::this_thread::sleep_for(5ms);
+            }
+        });
+    }
+    void finish() {
+        stop = true;
+        if (t.joinable()) t.join();
+    }
+};
 
 pid_t spawn_daemon(const DaemonConf& d, const std::string& config, const std::string& schema,
                    const std::string& log) {
@@ -354,6 +425,7 @@ struct DrainResult {
     long rss_kb = 0, hwm_kb = 0;
     double daemon_cpu_s = 0, server_cpu_s = 0, machine_cpu_s = 0, wall_s = 0;
     double wal_bytes_per_job = 0;
+    long scrapes = 0, scrape_errors = 0;
     std::vector<std::string> statements;
 };
 
@@ -379,6 +451,8 @@ DrainResult drain_once(const DaemonConf& d, long n, const std::string& schema, b
     int64_t spawn_us = wall_us();
     auto t0 = steady::now();
     pid_t pid = spawn_daemon(d, config, schema, log);
+    Scraper scraper;
+    if (d.scrape_ms > 0) scraper.start(log, d.scrape_ms);
     long archived = 0;
     auto deadline = t0 + 600s;
     while (archived < n) {
@@ -386,12 +460,19 @@ DrainResult drain_once(const DaemonConf& d, long n, const std::string& schema, b
         ::poll(&p, 1, 20);
         archived += static_cast<long>(lc.drain_notifications().size());
         if (steady::now() > deadline) {
+            scraper.finish();
             stop_daemon(pid);
             throw std::runtime_error(fmt::format("W2 timed out after {} of {} jobs", archived, n));
         }
-        if (archived < n && !alive(pid)) throw std::runtime_error("queuerd exited; see " + log);
+        if (archived < n && !alive(pid)) {
+            scraper.finish();
+            throw std::runtime_error("queuerd exited; see " + log);
+        }
     }
     auto t1 = steady::now();
+    scraper.finish();
+    out.scrapes = scraper.scrapes;
+    out.scrape_errors = scraper.errors;
     int64_t dticks = proc_ticks(pid);
     auto pg1 = postgres_ticks();
     int64_t m1 = machine_busy_ticks();
@@ -458,10 +539,12 @@ int w2(const Args& a) {
     d.plugin = absolute(a.get("plugin"));
     d.concurrency = static_cast<int>(a.num("concurrency", 8));
     d.isolation = a.get("isolation", "thread");
+    d.scrape_ms = a.num("scrape-ms", 0);
     d.dir = make_dir();
     long n = a.num("jobs", 50000), runs = a.num("runs", 3);
     bool profile = a.num("profile", 1) != 0;
     std::vector<double> rate, span, startup, hwm, dcpu, scpu, mcpu, wal;
+    long scrapes = 0, scrape_errors = 0;
     DrainResult last;
     for (long r = 0; r < runs; ++r) {
         std::string schema = fmt::format("bench_w2_{}_{}", getpid(), r);
@@ -480,11 +563,19 @@ int w2(const Args& a) {
         scpu.push_back(last.server_cpu_s * 1e6 / static_cast<double>(n));
         mcpu.push_back(last.machine_cpu_s * 1e6 / static_cast<double>(n));
         wal.push_back(last.wal_bytes_per_job);
+        scrapes += last.scrapes;
+        scrape_errors += last.scrape_errors;
+        if (d.scrape_ms > 0 && (last.scrapes == 0 || last.scrape_errors > 0))
+            throw std::runtime_error(
+                fmt::format("W2 scrape: {} scrapes, {} failed", last.scrapes, last.scrape_errors));
         fmt::print(stderr, "W2 {} c={} run {}: {:.0f} jobs/s ({:.2f} s), hwm {} kB\n", d.isolation,
                    d.concurrency, r + 1, last.jobs_per_s, last.wall_s, last.hwm_kb);
     }
     std::string head = fmt::format("workload=W2 isolation={} concurrency={} jobs={} runs={}",
                                    d.isolation, d.concurrency, n, runs);
+    if (d.scrape_ms > 0)
+        head += fmt::format(" scrape_ms={} scrapes={} scrape_errors={}", d.scrape_ms, scrapes,
+                            scrape_errors);
     fmt::print("{} {} {} startup_ms={:.0f}\n", head, stat_line("jobs_per_s", rate),
                stat_line("jobs_per_s", span, 0, "span_"), median(startup));
     fmt::print("{} memory=1 median_rss_hwm_mb={:.1f} max_rss_hwm_mb={:.1f}\n", head, median(hwm),
@@ -506,6 +597,7 @@ int w3(const Args& a) {
     d.plugin = absolute(a.get("plugin"));
     d.concurrency = static_cast<int>(a.num("concurrency", 8));
     d.isolation = a.get("isolation", "thread");
+    d.scrape_ms = a.num("scrape-ms", 0);
     d.dir = make_dir();
     long n = a.num("jobs", 300), runs = a.num("runs", 3);
     long interval_us = a.num("interval-us", a.num("interval-ms", 5) * 1000);

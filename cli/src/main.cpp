@@ -14,12 +14,14 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "output.hpp"
+#include "queuer/admin.hpp"
 #include "queuer/app_config.hpp"
 #include "queuer/client.hpp"
 #include "queuer/error.hpp"
@@ -95,6 +97,11 @@ struct Args {
     int limit = 10;
     double timeout = 0;
     bool graceful = false;
+    // day two
+    std::string since, until, error;
+    bool strict = false;
+    bool dry_run = false;
+    bool all = false;
 };
 
 class Ctl {
@@ -117,7 +124,9 @@ class Ctl {
         if (g_.verbose) std::fprintf(stderr, "queuerctl: %s\n", msg.c_str());
     }
 
-    queuer::Client& client(bool migrate) {
+    // The database, with the queuer schema checked: only `migrate` creates a schema, every
+    // other verb against a missing one exits 2 naming it.
+    queuer::Client& client() {
         if (!client_) {
             const auto& cfg = config();
             verbose(fmt::format(
@@ -126,11 +135,21 @@ class Ctl {
             if (!cfg.encryption_key.empty())
                 verbose("encryption on, key from " + cfg.encryption_key_source);
             // Two connections: some calls look a row up again while holding one.
-            client_ =
-                std::make_unique<queuer::Client>(cfg.database, cfg.encryption_key, migrate, 2);
+            client_ = std::make_unique<queuer::Client>(cfg.database, cfg.encryption_key, false, 2);
+            std::string missing;
+            {
+                auto c = client_->pool().acquire();
+                missing = queuer::admin::check_schema(*c);
+            }
+            if (!missing.empty())
+                throw Exit{kExitUsage, missing,
+                           "check QUEUER_DB_SCHEMA (or database.schema); 'queuerctl migrate' "
+                           "creates the schema, queuerd creates it at start"};
         }
         return *client_;
     }
+    // A connection of the client's pool (after the schema check).
+    queuer::db::Pool::Lease conn() { return client().pool().acquire(); }
 
     void out(const std::string& s) const { std::fputs(s.c_str(), stdout); }
     void json(const std::string& s) const { out(s + "\n"); }
@@ -225,6 +244,51 @@ int cmd_migrate(Ctl& ctl) {
     return kExitOk;
 }
 
+// A job for a task that no live worker offers waits until one does: say so on stderr (exit 0),
+// or refuse with --strict (exit 1, nothing added).
+void check_offered(Ctl& ctl, const std::vector<std::string>& tasks, bool strict) {
+    std::vector<std::string> missing;
+    {
+        auto c = ctl.conn();
+        for (const auto& t : tasks)
+            if (!queuer::admin::task_offered(*c, t)) missing.push_back(t);
+    }
+    if (missing.empty()) return;
+    std::string names;
+    for (const auto& t : missing) names += (names.empty() ? "\"" : ", \"") + t + "\"";
+    std::string what =
+        fmt::format("no live worker offers task{} {}", missing.size() == 1 ? "" : "s", names);
+    if (strict)
+        throw Exit{kExitFailed, what + "; nothing was added",
+                   "start a worker with that task (queuerctl list worker shows what each offers), "
+                   "or leave out --strict"};
+    std::fputs(fmt::format("queuerctl: warning: {}; the job waits until one does\n", what).c_str(),
+               stderr);
+}
+
+queuer::TimeBound time_flag(const std::string& text, const char* flag) {
+    try {
+        return queuer::admin::parse_time_bound(text, flag);
+    } catch (const Error& e) {
+        usage(e.what(), "e.g. --since 1h, --since 30m, --until 2026-01-31T12:00:00Z");
+    }
+}
+
+std::vector<std::string> status_list(const std::string& text,
+                                     std::initializer_list<const char*> allowed, const char* what) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= text.size() && !text.empty()) {
+        size_t comma = text.find(',', start);
+        std::string one =
+            text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!one.empty()) out.push_back(check_status(one, allowed, what));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    return out;
+}
+
 int cmd_add_job(Ctl& ctl, const Args& a) {
     if (a.task.empty()) usage("--task is required", "name the task, e.g. --task echo");
     try {
@@ -245,7 +309,8 @@ int cmd_add_job(Ctl& ctl, const Args& a) {
                   "see docs/queuerctl.md for on_error and schedule");
         }
     }
-    auto job = ctl.client(true).add_job_json(a.task, a.params, a.keyed, opts);
+    check_offered(ctl, {a.task}, a.strict);
+    auto job = ctl.client().add_job_json(a.task, a.params, a.keyed, opts);
     if (ctl.globals().json) {
         ctl.json(job.to_json());
     } else {
@@ -284,7 +349,14 @@ int cmd_add_jobs(Ctl& ctl, const Args& a) {
         }
     }
     if (in->bad()) usage(fmt::format("cannot read {}", a.file), "check the --file path");
-    auto rids = ctl.client(true).add_jobs(jobs);
+    {
+        std::vector<std::string> tasks;
+        for (const auto& j : jobs)
+            if (std::find(tasks.begin(), tasks.end(), j.task) == tasks.end())
+                tasks.push_back(j.task);
+        check_offered(ctl, tasks, a.strict);
+    }
+    auto rids = ctl.client().add_jobs(jobs);
     if (ctl.globals().json) {
         std::string s = fmt::format("{{\"count\":{},\"rids\":[", rids.size());
         for (size_t i = 0; i < rids.size(); ++i) s += (i ? "," : "") + queuer::json::quote(rids[i]);
@@ -299,7 +371,7 @@ int cmd_add_jobs(Ctl& ctl, const Args& a) {
 int cmd_get(Ctl& ctl, const std::string& noun, const Args& a) {
     bool worker = noun == "worker";
     check_rid(a.rid, worker ? "worker" : "job");
-    auto& c = ctl.client(false);
+    auto& c = ctl.client();
     if (worker) {
         auto w = c.get_worker(a.rid);
         if (ctl.globals().json)
@@ -352,9 +424,21 @@ int cmd_list(Ctl& ctl, const std::string& noun, Args a) {
         a.status = check_status(a.status, {"READY", "RUNNING", "STOPPING", "STOPPED", "FAILED"},
                                 "workers");
     }
-    auto& c = ctl.client(false);
-    if (noun == "job" || noun == "jobArchive") {
-        queuer::JobQuery q;
+    bool jobs = noun == "job" || noun == "jobArchive";
+    if (!jobs && (!a.since.empty() || !a.until.empty() || !a.error.empty()))
+        usage(fmt::format("--since, --until and --error apply to job and jobArchive, not {}", noun),
+              "leave them out");
+    if (noun == "job" && !a.error.empty())
+        usage("--error searches the error text of ended jobs",
+              "use 'queuerctl list jobArchive --error TEXT'");
+    queuer::JobQuery q;
+    if (jobs) {
+        q.since = time_flag(a.since, "--since");
+        q.until = time_flag(a.until, "--until");
+        q.error = a.error;
+    }
+    auto& c = ctl.client();
+    if (jobs) {
         q.status = a.status;
         q.search = a.search;
         q.last_id = a.last_id;
@@ -384,18 +468,40 @@ int cmd_list(Ctl& ctl, const std::string& noun, Args a) {
                 break;
             cursor = ws.back().id;
         }
-        if (ctl.globals().json) return ctl.json_array(out), kExitOk;
+        std::string master_rid;
+        try {
+            master_rid = c.get_master().worker_rid;
+        } catch (const Error& e) {
+            if (e.kind() != ErrorKind::NotFound) throw;
+        }
+        if (ctl.globals().json) {
+            // The worker JSON plus "is_master".
+            std::string s = "[";
+            for (size_t i = 0; i < out.size(); ++i) {
+                std::string w = out[i].to_json();
+                w.pop_back();
+                w +=
+                    fmt::format(",\"is_master\":{}}}",
+                                !master_rid.empty() && out[i].rid == master_rid ? "true" : "false");
+                s += (i ? "," : "") + w;
+            }
+            ctl.json(s + "]");
+            return kExitOk;
+        }
         if (out.empty()) {
             ctl.out("No workers found.\n");
             return kExitOk;
         }
-        worker_table(out).print(stdout, ctl.style());
+        worker_table(out, master_rid).print(stdout, ctl.style());
         next_page_hint(ctl, out.size(), a, out.back().id);
         return kExitOk;
     }
-    // connection: pagination does not apply; --status matches the state, --search the
-    // application name, user or query.
+    // connection: by backend pid, highest first; --lastId N shows pids below N, --limit caps
+    // the page; --status matches the state, --search the application name, user or query.
     auto conns = c.get_connections();
+    std::sort(
+        conns.begin(), conns.end(),
+        [](const queuer::Connection& x, const queuer::Connection& y) { return x.pid > y.pid; });
     std::vector<queuer::Connection> out;
     auto lower = [](std::string s) {
         for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -403,6 +509,8 @@ int cmd_list(Ctl& ctl, const std::string& noun, Args a) {
     };
     std::string term = lower(a.search);
     for (auto& x : conns) {
+        if (static_cast<int>(out.size()) >= a.limit) break;
+        if (a.last_id > 0 && x.pid >= a.last_id) continue;
         if (!a.status.empty() && lower(x.state) != lower(a.status)) continue;
         if (!term.empty() && lower(x.application_name).find(term) == std::string::npos &&
             lower(x.username).find(term) == std::string::npos &&
@@ -416,12 +524,13 @@ int cmd_list(Ctl& ctl, const std::string& noun, Args a) {
         return kExitOk;
     }
     connection_table(out).print(stdout, ctl.style());
+    next_page_hint(ctl, out.size(), a, out.back().pid);
     return kExitOk;
 }
 
 int cmd_wait(Ctl& ctl, const Args& a) {
     check_rid(a.rid, "job");
-    auto& c = ctl.client(false);
+    auto& c = ctl.client();
     std::optional<queuer::Job> live;
     try {
         live = c.get_job(a.rid);
@@ -462,7 +571,7 @@ int cmd_wait(Ctl& ctl, const Args& a) {
 
 int cmd_cancel_job(Ctl& ctl, const Args& a) {
     check_rid(a.rid, "job");
-    auto job = ctl.client(false).cancel_job(a.rid);
+    auto job = ctl.client().cancel_job(a.rid);
     if (ctl.globals().json) {
         ctl.json(job.to_json());
     } else {
@@ -474,7 +583,7 @@ int cmd_cancel_job(Ctl& ctl, const Args& a) {
 
 int cmd_stop_worker(Ctl& ctl, const Args& a, bool graceful) {
     check_rid(a.rid, "worker");
-    auto w = ctl.client(false).stop_worker(a.rid, graceful);
+    auto w = ctl.client().stop_worker(a.rid, graceful);
     if (ctl.globals().json) {
         ctl.json(w.to_json());
         return kExitOk;
@@ -492,13 +601,173 @@ int cmd_stop_worker(Ctl& ctl, const Args& a, bool graceful) {
 
 int cmd_retry_job(Ctl& ctl, const Args& a) {
     check_rid(a.rid, "job");
-    auto job = ctl.client(false).readd_job_from_archive(a.rid);
+    auto job = ctl.client().readd_job_from_archive(a.rid);
     if (ctl.globals().json) {
         ctl.json(job.to_json());
     } else {
         ctl.out(fmt::format("Re-added job {} as {}\n", a.rid, job.rid));
         ctl.kv(job_kv(job));
     }
+    return kExitOk;
+}
+
+// ---- day two: status, stats, bulk actions ----
+
+std::string counts_line(const std::map<std::string, int64_t>& m) {
+    std::string s;
+    for (const auto& [k, v] : m) s += (s.empty() ? "" : ", ") + fmt::format("{} {}", k, v);
+    return s.empty() ? "-" : s;
+}
+
+std::string seconds_text(double s) {
+    if (s < 120) return fmt::format("{:.0f} s", s);
+    if (s < 7200) return fmt::format("{:.0f} min", s / 60);
+    if (s < 172800) return fmt::format("{:.1f} h", s / 3600);
+    return fmt::format("{:.1f} d", s / 86400);
+}
+
+int cmd_status(Ctl& ctl) {
+    auto c = ctl.conn();
+    auto st = queuer::admin::status(*c);
+    if (ctl.globals().json) {
+        ctl.json(st.to_json());
+        return kExitOk;
+    }
+    std::string master = "none";
+    if (!st.master.worker_rid.empty())
+        master = fmt::format("{} ({}), renewed {} ago{}",
+                             st.master.worker_name.empty() ? "?" : st.master.worker_name,
+                             st.master.worker_rid, seconds_text(st.master.renewed_seconds_ago),
+                             st.master.expired ? " - EXPIRED, no worker holds the role" : "");
+    int64_t live = 0;
+    for (const auto& w : st.live_workers)
+        if (w.status == "RUNNING" || w.status == "READY") ++live;
+    KeyValues kv = {
+        {"Schema", fmt::format("{} (version {}; this queuerctl knows {})", st.schema,
+                               st.schema_version, st.expected_version)},
+        {"Master", master},
+        {"Workers", counts_line(st.workers_by_status)},
+        {"Jobs", counts_line(st.jobs) + (st.oldest_waiting_seconds > 0
+                                             ? fmt::format(" (oldest waiting {})",
+                                                           seconds_text(st.oldest_waiting_seconds))
+                                             : "")},
+        {"Ended, last hour", counts_line(st.ended_1h)},
+    };
+    ctl.kv(kv);
+    if (!st.live_workers.empty()) {
+        ctl.out("\n");
+        worker_table(st.live_workers, st.master.worker_rid).print(stdout, ctl.style());
+    }
+    (void)live;
+    return kExitOk;
+}
+
+int cmd_stats(Ctl& ctl, const Args& a) {
+    std::chrono::seconds since{3600};
+    if (!a.since.empty()) {
+        auto b = time_flag(a.since, "--since");
+        if (!b.ago_seconds)
+            usage("stats --since takes a duration", "e.g. --since 1h, --since 24h, --since 7d");
+        since = std::chrono::seconds(static_cast<int64_t>(*b.ago_seconds));
+        if (since.count() <= 0) usage("stats --since must be at least 1s", "e.g. --since 1h");
+    }
+    auto c = ctl.conn();
+    auto st = queuer::admin::stats(*c, since);
+    if (ctl.globals().json) {
+        ctl.json(st.to_json());
+        return kExitOk;
+    }
+    ctl.out(ctl.style().bold("Live jobs") + "\n");
+    if (st.live.empty()) {
+        ctl.out("(none)\n");
+    } else {
+        Table t({"Task name", "Status", "Count", "Oldest"});
+        t.set_status_column(1);
+        for (const auto& l : st.live)
+            t.add({cut(one_line(l.task_name), 40), l.status, std::to_string(l.count),
+                   seconds_text(l.oldest_age_s)});
+        t.print(stdout, ctl.style());
+    }
+    ctl.out("\n" +
+            ctl.style().bold(fmt::format("Ended in the last {}",
+                                         seconds_text(static_cast<double>(st.since_s)))) +
+            "\n");
+    if (st.ended.empty()) {
+        ctl.out("(none)\n");
+    } else {
+        Table t({"Task name", "Status", "Count"});
+        t.set_status_column(1);
+        for (const auto& e : st.ended)
+            t.add({cut(one_line(e.task_name), 40), e.status, std::to_string(e.count)});
+        t.print(stdout, ctl.style());
+    }
+    return kExitOk;
+}
+
+enum class Bulk { Retry, Cancel, Delete };
+
+int cmd_bulk(Ctl& ctl, const Args& a, Bulk what) {
+    queuer::admin::Filter f;
+    f.task = a.task;
+    if (!f.task.empty()) {
+        try {
+            queuer::validate_task_name(f.task, "--task");
+        } catch (const Error& e) {
+            usage(e.what(), "task names are 1 to 100 characters");
+        }
+    }
+    if (what == Bulk::Cancel)
+        f.statuses = status_list(a.status, {"QUEUED", "SCHEDULED", "RUNNING"}, "live jobs");
+    else
+        f.statuses =
+            status_list(a.status, {"SUCCEEDED", "FAILED", "CANCELLED"}, "ended (archived) jobs");
+    f.since = time_flag(a.since, "--since");
+    f.until = time_flag(a.until, "--until");
+    f.error = a.error;
+    if (what == Bulk::Cancel && !f.error.empty())
+        usage("--error searches the error text of ended jobs", "leave it out for cancel jobs");
+    if (what == Bulk::Delete && f.empty() && !a.all)
+        usage("delete jobs needs a filter (--status, --task, --since, --until, --error)",
+              "or --all to empty the whole archive");
+    const char* verb = what == Bulk::Retry ? "retry" : what == Bulk::Cancel ? "cancel" : "delete";
+    auto c = ctl.conn();
+    int64_t n = 0;
+    switch (what) {
+        case Bulk::Retry:
+            n = queuer::admin::retry_jobs(*c, f, a.dry_run);
+            break;
+        case Bulk::Cancel:
+            n = queuer::admin::cancel_jobs(*c, f, a.dry_run);
+            break;
+        case Bulk::Delete:
+            n = queuer::admin::delete_jobs(*c, f, a.dry_run, a.all);
+            break;
+    }
+    if (ctl.globals().json) {
+        ctl.json(fmt::format("{{\"action\":\"{}\",\"count\":{},\"dry_run\":{}}}", verb, n,
+                             a.dry_run ? "true" : "false"));
+        return kExitOk;
+    }
+    const char* done = what == Bulk::Retry    ? "Re-queued"
+                       : what == Bulk::Cancel ? "Cancelled"
+                                              : "Deleted";
+    if (a.dry_run)
+        ctl.out(fmt::format("Would {} {} job{} (dry run, nothing changed)\n", verb, n,
+                            n == 1 ? "" : "s"));
+    else
+        ctl.out(fmt::format("{} {} job{}\n", done, n, n == 1 ? "" : "s"));
+    return kExitOk;
+}
+
+int cmd_delete_job(Ctl& ctl, const Args& a) {
+    check_rid(a.rid, "job");
+    auto& c = ctl.client();
+    c.get_job_ended(a.rid);  // NotFound (exit 1) for a RID that is not in the archive
+    c.delete_job(a.rid);
+    if (ctl.globals().json)
+        ctl.json(fmt::format("{{\"rid\":{},\"deleted\":true}}", queuer::json::quote(a.rid)));
+    else
+        ctl.out(fmt::format("Deleted job {} from the archive\n", a.rid));
     return kExitOk;
 }
 
@@ -562,12 +831,17 @@ const char* kRootFooter = R"(Examples:
   queuerctl list jobArchive --status FAILED --limit 20
   queuerctl wait job --rid 0b6f7c1e-1f53-4b8e-9b1a-6a2c1d2e3f40 --timeout 30
   queuerctl --config /etc/queuerd/queuerd.yaml list worker
+  queuerctl status
+  queuerctl stats --since 24h
+  queuerctl list jobArchive --status FAILED --since 1h --error timeout
+  queuerctl retry jobs --status FAILED --since 1h --dry-run
 
 Database settings come from QUEUER_DB_HOST, QUEUER_DB_PORT, QUEUER_DB_DATABASE,
 QUEUER_DB_USERNAME, QUEUER_DB_PASSWORD, QUEUER_DB_SCHEMA (or --config FILE, which they
 override); QUEUER_ENCRYPTION_KEY reads encrypted jobs.
-Exit codes: 0 ok, 1 failed (e.g. not found), 2 usage error or database unreachable,
-3 waited job FAILED/CANCELLED, 4 wait timed out.)";
+Exit codes: 0 ok, 1 failed (e.g. not found; add job --strict for a task no live worker
+offers), 2 usage error, database unreachable or schema missing, 3 waited job FAILED/CANCELLED,
+4 wait timed out.)";
 
 }  // namespace
 
@@ -582,6 +856,8 @@ int run(int argc, char** argv) {
     app.add_option("--config", g.config, "queuerd YAML file to take the database settings from")
         ->type_name("FILE");
     app.add_flag("-v,--verbose", g.verbose, "Say on stderr what is being done");
+    app.set_version_flag("-V,--version", fmt::format("queuerctl {} (schema version {})",
+                                                     QUEUER_VERSION, queuer::schema_version()));
 
     std::vector<std::pair<CLI::App*, std::function<int(Ctl&)>>> leaves;
     auto leaf = [&](CLI::App* parent, const std::string& name, const std::string& desc,
@@ -634,6 +910,8 @@ int run(int argc, char** argv) {
         ->type_name("JSON_OBJECT");
     add_job->add_option("--options", a.options, "Job options (on_error, schedule), a JSON object")
         ->type_name("JSON_OBJECT");
+    add_job->add_flag("--strict", a.strict,
+                      "Fail (exit 1, nothing added) when no live worker offers the task");
     auto* add_jobs = leaf(add, "jobs", "Add many jobs in one COPY; prints the count and the RIDs",
                           "  printf '%s\\n' '{\"task\":\"echo\",\"parameters\":[1]}' > jobs.jsonl\n"
                           "  queuerctl add jobs --file jobs.jsonl --json\n"
@@ -644,6 +922,8 @@ int run(int argc, char** argv) {
                      "One JSON object per line: task, parameters, parameters_keyed, options "
                      "(- = stdin)")
         ->type_name("FILE");
+    add_jobs->add_flag("--strict", a.strict,
+                       "Fail (exit 1, nothing added) when no live worker offers a task");
 
     auto* get = verb("get", "Show one job, archived job or worker",
                      "  queuerctl get job --rid RID\n  queuerctl get jobArchive -r RID --json\n");
@@ -668,10 +948,25 @@ int run(int argc, char** argv) {
         const char* desc = n == "job"          ? "Queued, scheduled and running jobs, newest first"
                            : n == "jobArchive" ? "Ended jobs, newest first"
                            : n == "worker"     ? "Workers, newest first"
-                                               : "Database connections (no pagination)";
-        auto* s = leaf(list, n, desc, fmt::format("  queuerctl list {} --limit 5 --json\n", n),
-                       [&, n](Ctl& c) { return cmd_list(c, n, a); });
+                                               : "Database connections, highest pid first";
+        std::string ex = fmt::format("  queuerctl list {} --limit 5 --json\n", n);
+        if (n == "jobArchive")
+            ex += "  queuerctl list jobArchive --status FAILED --since 1h --error timeout\n";
+        auto* s = leaf(list, n, desc, ex, [&, n](Ctl& c) { return cmd_list(c, n, a); });
         page_opts(s);
+        if (n == "job" || n == "jobArchive") {
+            s->add_option("--since", a.since,
+                          n == "job" ? "Only jobs created since then: a duration ago (1h, 30m) "
+                                       "or a time (2026-01-31T12:00:00Z)"
+                                     : "Only jobs that ended since then: a duration ago (1h, "
+                                       "30m) or a time (2026-01-31T12:00:00Z)")
+                ->type_name("WHEN");
+            s->add_option("--until", a.until, "Only jobs before then (same forms as --since)")
+                ->type_name("WHEN");
+        }
+        if (n == "jobArchive")
+            s->add_option("--error", a.error, "Only jobs whose error text contains this")
+                ->type_name("TEXT");
     }
 
     auto* wait =
@@ -708,18 +1003,85 @@ int run(int argc, char** argv) {
     rid_opt(stop_worker, "Worker");
     stop_worker->add_flag("-g,--graceful", a.graceful, "Let running jobs finish first");
 
-    auto* retry = verb("retry", "Run an ended job again", "  queuerctl retry job --rid RID\n");
+    auto* retry = verb("retry", "Run ended jobs again",
+                       "  queuerctl retry job --rid RID\n"
+                       "  queuerctl retry jobs --status FAILED --since 1h --dry-run\n");
     rid_opt(retry, "Job");
     rid_opt(leaf(retry, "job", "Add a new job with an archived job's task, parameters and options",
                  "  queuerctl retry job --rid RID --json\n",
                  [&](Ctl& c) { return cmd_retry_job(c, a); }),
             "Job");
 
+    // Bulk actions: one statement each; --dry-run counts and changes nothing.
+    auto bulk_opts = [&](CLI::App* s, bool archive) {
+        s->add_option("--task", a.task, "Only jobs of this task")->type_name("NAME");
+        s->add_option("--status", a.status,
+                      archive ? "Only these statuses (SUCCEEDED, FAILED, CANCELLED; comma-"
+                                "separated)"
+                              : "Only these statuses (QUEUED, SCHEDULED, RUNNING; comma-separated)")
+            ->type_name("S[,S]");
+        s->add_option("--since", a.since,
+                      archive ? "Only jobs that ended since then: a duration ago (1h, 30m, 7d) "
+                                "or a time (2026-01-31T12:00:00Z)"
+                              : "Only jobs created since then: a duration ago or a time")
+            ->type_name("WHEN");
+        s->add_option("--until", a.until, "Only jobs before then (same forms as --since)")
+            ->type_name("WHEN");
+        if (archive)
+            s->add_option("--error", a.error, "Only jobs whose error text contains this")
+                ->type_name("TEXT");
+        s->add_flag("--dry-run", a.dry_run, "Count the jobs it would change; change nothing");
+    };
+    auto* retry_jobs = leaf(retry, "jobs",
+                            "Queue ended jobs again as new jobs (default: FAILED ones), in one "
+                            "statement; prints the count",
+                            "  queuerctl retry jobs --task resize --since 2h --dry-run\n"
+                            "  queuerctl retry jobs --status FAILED --error timeout\n",
+                            [&](Ctl& c) { return cmd_bulk(c, a, Bulk::Retry); });
+    bulk_opts(retry_jobs, true);
+
+    auto* cancel_jobs = leaf(cancel, "jobs",
+                             "Cancel live jobs (default: QUEUED, SCHEDULED and RUNNING) in one "
+                             "statement; prints the count",
+                             "  queuerctl cancel jobs --task resize --status QUEUED --dry-run\n",
+                             [&](Ctl& c) { return cmd_bulk(c, a, Bulk::Cancel); });
+    bulk_opts(cancel_jobs, false);
+
+    auto* del = verb("delete", "Delete ended jobs from the archive",
+                     "  queuerctl delete job --rid RID\n"
+                     "  queuerctl delete jobs --status SUCCEEDED --until 7d --dry-run\n");
+    rid_opt(del, "Job");
+    rid_opt(
+        leaf(del, "job", "Delete one ended job from the archive",
+             "  queuerctl delete job --rid RID\n", [&](Ctl& c) { return cmd_delete_job(c, a); }),
+        "Job");
+    auto* delete_jobs = leaf(del, "jobs",
+                             "Delete archived jobs matching the filters (at least one, or --all) "
+                             "in one statement; prints the count",
+                             "  queuerctl delete jobs --status CANCELLED --dry-run\n"
+                             "  queuerctl delete jobs --task old-task --until 30d\n",
+                             [&](Ctl& c) { return cmd_bulk(c, a, Bulk::Delete); });
+    bulk_opts(delete_jobs, true);
+    delete_jobs->add_flag("--all", a.all, "With no filter: delete the whole archive");
+
+    leaf(&app, "status",
+         "The queue at a glance: schema version, master, workers, job totals, last hour",
+         "  queuerctl status\n  queuerctl status --json\n", [&](Ctl& c) { return cmd_status(c); });
+    auto* stats = leaf(&app, "stats",
+                       "Jobs per task and status: live ones with the age of the oldest, ended "
+                       "ones over --since (default 1h)",
+                       "  queuerctl stats\n  queuerctl stats --since 24h --json\n",
+                       [&](Ctl& c) { return cmd_stats(c, a); });
+    stats->add_option("--since", a.since, "Count ended jobs over this duration (default 1h)")
+        ->type_name("DURATION");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
         CLI::App* at = deepest(&app);

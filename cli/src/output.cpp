@@ -177,6 +177,10 @@ KeyValues worker_kv(const queuer::Worker& w) {
         {"Next-interval functions", join(w.available_next_interval)},
     };
     if (w.options) kv.emplace_back("On error", w.options->to_json());
+    if (!w.host.empty()) kv.emplace_back("Host", one_line(w.host));
+    if (w.pid) kv.emplace_back("PID", std::to_string(w.pid));
+    if (!w.queuerd_version.empty()) kv.emplace_back("queuerd version", one_line(w.queuerd_version));
+    if (!w.http.empty()) kv.emplace_back("HTTP", one_line(w.http));
     kv.emplace_back("Created", short_time(w.created_at));
     kv.emplace_back("Last update", short_time(w.updated_at));
     return kv;
@@ -191,13 +195,15 @@ Table job_table(const std::vector<queuer::Job>& jobs) {
     return t;
 }
 
-Table worker_table(const std::vector<queuer::Worker>& workers) {
-    Table t({"ID", "RID", "Name", "Status", "Concurrency", "Last update"});
+Table worker_table(const std::vector<queuer::Worker>& workers, const std::string& master_rid) {
+    Table t({"ID", "RID", "Name", "Status", "Role", "Concurrency", "Host", "PID", "Last update"});
     t.set_status_column(3);
     for (const auto& w : workers)
         t.add({std::to_string(w.id), w.rid, cut(one_line(w.name), 40), w.status,
+               !master_rid.empty() && w.rid == master_rid ? "master" : "-",
                fmt::format("{}/{}", w.current_concurrency, w.max_concurrency),
-               short_time(w.updated_at)});
+               w.host.empty() ? "-" : cut(one_line(w.host), 30),
+               w.pid ? std::to_string(w.pid) : "-", short_time(w.updated_at)});
     return t;
 }
 

@@ -49,7 +49,8 @@ std::string cut(std::string_view s, size_t n);
 KeyValues job_kv(const queuer::Job& j);
 KeyValues worker_kv(const queuer::Worker& w);
 Table job_table(const std::vector<queuer::Job>& jobs);
-Table worker_table(const std::vector<queuer::Worker>& workers);
+// `master_rid` marks the master's row ("master" in the Role column).
+Table worker_table(const std::vector<queuer::Worker>& workers, const std::string& master_rid = {});
 Table connection_table(const std::vector<queuer::Connection>& conns);
 
 }  // namespace queuerctl

@@ -45,6 +45,18 @@ const char* to_string(LogLevel l) {
     return "info";
 }
 
+const char* to_string(LogFormat f) {
+    switch (f) {
+        case LogFormat::Text:
+            return "text";
+        case LogFormat::Json:
+            return "json";
+        case LogFormat::Journal:
+            return "journal";
+    }
+    return "text";
+}
+
 std::string default_worker_name() {
     char host[256] = {};
     if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "queuerd";
@@ -154,9 +166,10 @@ class Loader {
         s.line = line;
         if (!node || node.IsNull()) return s;
         if (!node.IsMap()) {
-            fail(node, path.empty() ? "the configuration must be a mapping of sections "
-                                      "(worker, database, plugins, master, encryption, logging)"
-                                    : fmt::format("{} must be a mapping", path));
+            fail(node, path.empty()
+                           ? "the configuration must be a mapping of sections "
+                             "(worker, database, plugins, master, encryption, logging, http)"
+                           : fmt::format("{} must be a mapping", path));
         }
         for (auto it = node.begin(); it != node.end(); ++it) {
             // Copies: the iterator hands out a temporary pair.
@@ -499,7 +512,11 @@ void parse_encryption(const Loader& L, const Section& root, AppConfig& cfg) {
 }
 
 void parse_logging(const Loader& L, const Section& root, AppConfig& cfg) {
-    Section s = L.subsection(root, "logging", {"level"});
+    Section s = L.subsection(root, "logging", {"level", "format"});
+    if (auto v = L.choice(s, "format", {"text", "json", "journal"}))
+        cfg.log_format = *v == "json"      ? LogFormat::Json
+                         : *v == "journal" ? LogFormat::Journal
+                                           : LogFormat::Text;
     if (auto v = L.choice(s, "level", {"trace", "debug", "info", "warn", "error"})) {
         if (*v == "trace")
             cfg.log_level = LogLevel::Trace;
@@ -512,6 +529,27 @@ void parse_logging(const Loader& L, const Section& root, AppConfig& cfg) {
         else
             cfg.log_level = LogLevel::Error;
     }
+}
+
+void parse_http(const Loader& L, const Section& root, AppConfig& cfg) {
+    Section s = L.subsection(root, "http", {"listen"});
+    auto v = L.string(s, "listen");
+    if (!v || v->empty()) return;
+    // HOST:PORT, [IPv6]:PORT or :PORT (all interfaces); resolved when queuerd starts.
+    const std::string& t = *v;
+    size_t colon = t.rfind(':');
+    bool port_ok = colon != std::string::npos && colon + 1 < t.size() && t.size() - colon <= 6;
+    for (size_t i = colon + 1; port_ok && i < t.size(); ++i) port_ok = t[i] >= '0' && t[i] <= '9';
+    if (port_ok) port_ok = std::stoi(t.substr(colon + 1)) <= 65535;
+    bool host_ok = colon != std::string::npos &&
+                   (t.front() == '[' ? colon > 1 && t[colon - 1] == ']'
+                                     : t.substr(0, colon).find(':') == std::string::npos);
+    if (!port_ok || !host_ok)
+        L.fail(L.line(s, "listen"),
+               fmt::format("http.listen must be HOST:PORT such as 127.0.0.1:9464, [::1]:9464 or "
+                           ":9464, not \"{}\"",
+                           t));
+    cfg.http_listen = t;
 }
 
 }  // namespace
@@ -546,14 +584,15 @@ AppConfig load_app_config(const std::string& path, bool require_worker) {
 
     AppConfig cfg;
     cfg.source = path;
-    Section top = L.section(root, "", 1,
-                            {"worker", "database", "plugins", "master", "encryption", "logging"});
+    Section top = L.section(
+        root, "", 1, {"worker", "database", "plugins", "master", "encryption", "logging", "http"});
     parse_worker(L, top, cfg, require_worker);
     parse_database(L, top, cfg);
     parse_plugins(L, top, cfg);
     parse_master(L, top, cfg);
     parse_encryption(L, top, cfg);
     parse_logging(L, top, cfg);
+    parse_http(L, top, cfg);
 
     if (cfg.worker.heartbeat_interval >= cfg.master.worker_stale_threshold) {
         const Section w = L.subsection(top, "worker",

@@ -5,10 +5,13 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include "queuer/crypto.hpp"
 #include "queuer/error.hpp"
 #include "queuer/schema.hpp"
+#include "worker_row.hpp"
 
 namespace queuer {
 
@@ -63,9 +66,7 @@ const db::Statement kCancelJob{
     "  schedule_count, attempts, '[]', '', '', created_at, CURRENT_TIMESTAMP FROM moved "
     "RETURNING " JOB_COLS};
 
-#define WORKER_COLS                                                                           \
-    "id, rid, name, options, available_tasks, available_next_interval, current_concurrency, " \
-    "max_concurrency, status, created_at, updated_at"
+#define WORKER_COLS QUEUER_WORKER_COLS
 
 std::optional<TimePoint> opt_time(const db::Result& r, int row, int col) {
     if (r.is_null(row, col)) return std::nullopt;
@@ -73,6 +74,13 @@ std::optional<TimePoint> opt_time(const db::Result& r, int row, int col) {
     // The Go reference writes 0001-01-01 for "not scheduled".
     if (tp < TimePoint(std::chrono::seconds(0))) return std::nullopt;
     return tp;
+}
+
+std::string json_text(const rapidjson::Value& v) {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    v.Accept(w);
+    return std::string(sb.GetString(), sb.GetSize());
 }
 
 std::vector<std::string> parse_pg_array(std::string_view s) {
@@ -98,7 +106,9 @@ std::vector<std::string> parse_pg_array(std::string_view s) {
     return out;
 }
 
-Worker row_to_worker(const db::Result& r, int i) {
+}  // namespace
+
+Worker detail::worker_from_row(const db::Result& r, int i) {
     Worker w;
     w.id = r.i64(i, 0);
     w.rid = r.str(i, 1);
@@ -106,9 +116,26 @@ Worker row_to_worker(const db::Result& r, int i) {
     if (!r.is_null(i, 3)) {
         auto text = r.get(i, 3);
         if (text != "{}" && text != "null") {
-            try {
-                w.options = OnError::from_json(text);
-            } catch (const Error&) {
+            // queuerd keeps host, pid, version and its HTTP address under options.queuerd (a
+            // key the Go and Python clients ignore); the rest is the worker's OnError.
+            rapidjson::Document d;
+            d.Parse(text.data(), text.size());
+            if (d.IsObject() && d.HasMember("queuerd")) {
+                const auto& q = d["queuerd"];
+                if (q.IsObject()) {
+                    if (q.HasMember("host") && q["host"].IsString()) w.host = q["host"].GetString();
+                    if (q.HasMember("pid") && q["pid"].IsInt64()) w.pid = q["pid"].GetInt64();
+                    if (q.HasMember("version") && q["version"].IsString())
+                        w.queuerd_version = q["version"].GetString();
+                    if (q.HasMember("http") && q["http"].IsString()) w.http = q["http"].GetString();
+                }
+                d.RemoveMember("queuerd");
+            }
+            if (d.IsObject() && d.MemberCount() > 0) {
+                try {
+                    w.options = OnError::from_json(json_text(d));
+                } catch (const Error&) {
+                }
             }
         }
     }
@@ -120,6 +147,12 @@ Worker row_to_worker(const db::Result& r, int i) {
     w.created_at = parse_time(r.get(i, 9), "created_at");
     w.updated_at = parse_time(r.get(i, 10), "updated_at");
     return w;
+}
+
+namespace {
+
+Worker row_to_worker(const db::Result& r, int i) {
+    return detail::worker_from_row(r, i);
 }
 
 std::string like_pattern(std::string_view term) {
@@ -364,7 +397,40 @@ std::vector<Job> Client::select_jobs(bool archive, const JobQuery& q) {
     auto c = pool_->acquire();
     db::Params p;
     p.add(q.status).add(q.last_id).add(q.worker_rid).add(like_pattern(q.search)).add(q.limit);
-    auto r = c->exec(archive ? kListJobsEnded : kListJobs, p);
+    db::Result r;
+    if (!q.since.set() && !q.until.set() && q.error.empty()) {
+        r = c->exec(archive ? kListJobsEnded : kListJobs, p);
+    } else {
+        // The operator's filters: the same conditions plus a time window and the error text,
+        // planned with the values (the archive's updated_at index serves the window).
+        const char* col = archive ? "updated_at" : "created_at";
+        std::string sql = std::string("SELECT " JOB_COLS " FROM ") +
+                          (archive ? "job_archive" : "job") +
+                          " WHERE ($1::varchar = '' OR status = $1::varchar)"
+                          " AND ($2::bigint = 0 OR id < $2::bigint)"
+                          " AND ($3::text = '' OR worker_rid = NULLIF($3::text, '')::uuid)"
+                          " AND ($4::text = '' OR rid::text ILIKE $4::text OR task_name ILIKE "
+                          "$4::text OR status ILIKE $4::text OR worker_id::text ILIKE $4::text)";
+        int n = 5;
+        auto bound = [&](const TimeBound& b, const char* op) {
+            if (b.ago_seconds) {
+                p.add(fmt::format("{}", *b.ago_seconds));
+                sql += fmt::format(" AND {} {} LOCALTIMESTAMP - make_interval(secs => ${}::float8)",
+                                   col, op, ++n);
+            } else if (b.at) {
+                p.add(format_time(*b.at));
+                sql += fmt::format(" AND {} {} ${}::timestamp", col, op, ++n);
+            }
+        };
+        bound(q.since, ">=");
+        bound(q.until, "<");
+        if (!q.error.empty()) {
+            p.add(like_pattern(q.error));
+            sql += fmt::format(" AND error <> '' AND error ILIKE ${}::text", ++n);
+        }
+        sql += " ORDER BY id DESC LIMIT $5::int";
+        r = c->exec(sql, p);
+    }
     std::vector<Job> out;
     out.reserve(r.rows());
     for (int i = 0; i < r.rows(); ++i) out.push_back(row_to_job(r, i));

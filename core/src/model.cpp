@@ -546,6 +546,20 @@ std::string Worker::to_json() const {
     w.String(format_time(created_at).c_str());
     w.Key("updated_at");
     w.String(format_time(updated_at).c_str());
+    if (!host.empty() || pid != 0) {
+        w.Key("host");
+        w.String(host.c_str());
+        w.Key("pid");
+        w.Int64(pid);
+    }
+    if (!queuerd_version.empty()) {
+        w.Key("queuerd_version");
+        w.String(queuerd_version.c_str());
+    }
+    if (!http.empty()) {
+        w.Key("http");
+        w.String(http.c_str());
+    }
     w.EndObject();
     return finish(sb);
 }

@@ -4,7 +4,6 @@
 #include "daemon.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 #include <uv.h>
@@ -17,12 +16,23 @@
 #include <memory>
 #include <thread>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+
+#include "crash_report.hpp"
 #include "isolation.hpp"
+#include "logging.hpp"
+#include "ops.hpp"
 #include "plugin_host.hpp"
+#include "queuer/admin.hpp"
 #include "queuer/app_config.hpp"
 #include "queuer/error.hpp"
 #include "queuer/queuer.hpp"
 #include "queuer/schema.hpp"
+#include "startup.hpp"
 
 namespace queuerd {
 
@@ -32,40 +42,11 @@ using namespace std::chrono_literals;
 
 constexpr const char* kVersion = "0.1.0";
 
-void setup_logging(queuer::LogLevel level) {
-    auto logger = spdlog::stderr_color_mt("queuerd");
-    // Under systemd the journal adds its own timestamp.
-    if (std::getenv("JOURNAL_STREAM"))
-        logger->set_pattern("[%l] %v");
-    else
-        logger->set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
-    spdlog::set_default_logger(logger);
-    spdlog::flush_on(spdlog::level::info);
-    switch (level) {
-        case queuer::LogLevel::Trace:
-            spdlog::set_level(spdlog::level::trace);
-            break;
-        case queuer::LogLevel::Debug:
-            spdlog::set_level(spdlog::level::debug);
-            break;
-        case queuer::LogLevel::Info:
-            spdlog::set_level(spdlog::level::info);
-            break;
-        case queuer::LogLevel::Warn:
-            spdlog::set_level(spdlog::level::warn);
-            break;
-        case queuer::LogLevel::Error:
-            spdlog::set_level(spdlog::level::err);
-            break;
-    }
-}
-
-void apply_log_level(queuer::LogLevel level) {
-    static const spdlog::level::level_enum map[] = {spdlog::level::trace, spdlog::level::debug,
-                                                    spdlog::level::info, spdlog::level::warn,
-                                                    spdlog::level::err};
-    spdlog::set_level(map[static_cast<int>(level)]);
-}
+// Ends queuerd with one line and an exit status (thrown out of run()).
+struct StartupError {
+    int code;
+    std::string message;
+};
 
 queuer::AppConfig load(const std::string& path) {
     auto cfg = path.empty() ? queuer::load_app_config() : queuer::load_app_config(path);
@@ -85,6 +66,7 @@ struct Daemon {
     std::unique_ptr<PluginHost> plugins;
     std::unique_ptr<ProcessPool> processes;
     std::unique_ptr<queuer::Queuer> worker;
+    std::unique_ptr<Ops> ops;
 
     uv_loop_t* loop = uv_default_loop();
     uv_signal_t sigterm{}, sigint{}, sighup{};
@@ -92,13 +74,12 @@ struct Daemon {
     uv_async_t remote_stop{}, stop_done{};
     std::thread stopper;
     bool stopping = false;
-    std::atomic<int> queued{-1};
-    std::atomic<bool> status_query_running{false};
     uint64_t watchdog_usec = 0;
 
     void begin_stop(std::chrono::milliseconds grace, const char* why) {
         if (stopping) return;
         stopping = true;
+        if (ops) ops->set_stopping();
         spdlog::info("{}: stopping (grace {} ms, {} jobs running)", why, grace.count(),
                      worker->running_jobs());
         sd_notify(0, "STOPPING=1\nSTATUS=stopping: draining running jobs");
@@ -120,7 +101,7 @@ struct Daemon {
             spdlog::error("SIGHUP: keeping the running configuration: {}", e.what());
             return;
         }
-        apply_log_level(next.log_level);
+        set_log_level(next.log_level);
         try {
             if (next.worker.max_concurrency != cfg.worker.max_concurrency) {
                 worker->set_max_concurrency(next.worker.max_concurrency);
@@ -129,6 +110,7 @@ struct Daemon {
             }
             if (!(next.worker.on_error == cfg.worker.on_error)) {
                 worker->set_worker_on_error(next.worker.on_error);
+                annotate();  // the worker row's options were rewritten
                 spdlog::info("SIGHUP: worker on_error updated");
             }
         } catch (const std::exception& e) {
@@ -150,6 +132,8 @@ struct Daemon {
         for (const auto& p : next.plugins) b.push_back(p.path);
         needs_restart("plugins", a != b);
         needs_restart("encryption key", next.encryption_key != cfg.encryption_key);
+        needs_restart("logging.format", next.log_format != cfg.log_format);
+        needs_restart("http.listen", next.http_listen != cfg.http_listen);
         auto grace = next.worker.shutdown_grace;
         auto mc = next.worker.max_concurrency;
         auto oe = next.worker.on_error;
@@ -159,34 +143,29 @@ struct Daemon {
         cfg.log_level = next.log_level;
     }
 
+    // Records host, pid, version and the HTTP address in the worker row (options.queuerd), for
+    // `queuerctl list worker` and the web console.
+    void annotate() {
+        queuer::admin::WorkerAnnotation a;
+        char host[256] = {};
+        if (::gethostname(host, sizeof host - 1) == 0) a.host = host;
+        a.pid = ::getpid();
+        a.version = kVersion;
+        a.http = ops->http_address();
+        try {
+            auto c = worker->pool().acquire();
+            queuer::admin::annotate_worker(*c, worker->worker().rid, a);
+        } catch (const std::exception& e) {
+            spdlog::warn("could not record host and pid in the worker row: {}", e.what());
+        }
+    }
+
     // Every few seconds: the watchdog (only while the engine loop turns) and the STATUS line.
     void tick() {
         if (watchdog_usec && worker->loop_healthy(std::chrono::milliseconds(watchdog_usec / 2000)))
             sd_notify(0, "WATCHDOG=1");
-        if (!status_query_running.exchange(true)) {
-            auto* req = new uv_work_t;
-            req->data = this;
-            uv_queue_work(
-                loop, req,
-                [](uv_work_t* r) {
-                    auto* d = static_cast<Daemon*>(r->data);
-                    try {
-                        auto c = d->worker->pool().acquire();
-                        auto res = c->exec(
-                            "SELECT count(*) FROM job WHERE status IN ('QUEUED', 'SCHEDULED')");
-                        d->queued = res.i32(0, 0);
-                    } catch (const std::exception&) {
-                        d->queued = -1;
-                    }
-                },
-                [](uv_work_t* r, int) {
-                    auto* d = static_cast<Daemon*>(r->data);
-                    d->status_query_running = false;
-                    delete r;
-                });
-        }
         if (stopping) return;
-        int q = queued.load();
+        int64_t q = ops->queued_total();  // cached; refreshed on the depth thread
         std::string status =
             q < 0 ? fmt::format("STATUS=running {}/{} jobs; waiting for the database",
                                 worker->running_jobs(), worker->max_concurrency())
@@ -196,12 +175,28 @@ struct Daemon {
     }
 };
 
-std::unique_ptr<queuer::Queuer> connect_worker(const queuer::AppConfig& cfg) {
+// Creates or upgrades the schema (PRODUCT capability 11: queuerd creates it at start), saying
+// so loudly when it did not exist: a mistyped database.schema / QUEUER_DB_SCHEMA shows at once.
+void prepare_schema(const queuer::AppConfig& cfg) {
+    auto c = queuer::db::Connection::open(cfg.database);
+    auto r = queuer::migrate(c, cfg.database.timescaledb);
+    if (r.from_version == 0)
+        spdlog::warn(
+            "schema \"{}\" had no queuer tables: created them (version {}); if this is not a new "
+            "installation, check database.schema / QUEUER_DB_SCHEMA",
+            cfg.database.schema, r.to_version);
+    else if (r.from_version != r.to_version)
+        spdlog::info("schema \"{}\" upgraded from version {} to {}", cfg.database.schema,
+                     r.from_version, r.to_version);
+}
+
+std::unique_ptr<queuer::Queuer> connect_worker(const queuer::AppConfig& cfg, Ops& ops) {
     queuer::EngineOptions eo;
     eo.heartbeat_interval = cfg.worker.heartbeat_interval;
     eo.poll_interval = cfg.worker.poll_interval;
     eo.prefetch = cfg.worker.prefetch;
     eo.max_result_bytes = cfg.worker.max_result_bytes;
+    eo.observer = ops.observer();
     // Every queuerd takes part in the master election (master: section, or its defaults).
     eo.master = cfg.master;
     if (cfg.master.master_lock_timeout <= cfg.master.master_poll_interval)
@@ -213,18 +208,34 @@ std::unique_ptr<queuer::Queuer> connect_worker(const queuer::AppConfig& cfg) {
             "worker.heartbeat_interval must stay well under "
             "master.worker_stale_threshold, or live workers are declared dead");
     auto delay = 1s;
-    bool logged = false;
+    int attempts = 0;
+    auto first_failure = std::chrono::steady_clock::now();
+    auto last_log = first_failure;
     for (;;) {
         try {
+            ++attempts;
+            prepare_schema(cfg);
             return std::make_unique<queuer::Queuer>(cfg.worker.name, cfg.worker.max_concurrency,
                                                     cfg.encryption_key, cfg.database,
                                                     cfg.worker.on_error, eo);
         } catch (const queuer::Error& e) {
+            if (auto why = permanent_reason(e))
+                throw StartupError{
+                    kExitConfig, fmt::format("cannot start ({}, not retried): {}", *why, e.what())};
             if (e.kind() != queuer::ErrorKind::Connection) throw;
-            if (!logged) {
+            // The first failure at once, then a reminder every minute (not every attempt).
+            auto now = std::chrono::steady_clock::now();
+            if (attempts == 1) {
                 spdlog::error("{}; retrying until it answers", e.what());
-                logged = true;
+                last_log = now;
+            } else if (now - last_log >= 60s) {
+                spdlog::error(
+                    "still waiting for the database ({} attempts in {} s): {}", attempts,
+                    std::chrono::duration_cast<std::chrono::seconds>(now - first_failure).count(),
+                    e.what());
+                last_log = now;
             }
+            ops.set_phase("waiting for the database");
             sd_notify(0, "STATUS=waiting for the database");
         }
         for (auto waited = 0ms; waited < delay; waited += 100ms) {
@@ -239,10 +250,22 @@ int run(const std::string& config_path) {
     Daemon d;
     d.config_path = config_path;
     d.cfg = load(config_path);
-    setup_logging(d.cfg.log_level);
+    setup_logging(d.cfg.log_level, d.cfg.log_format);
+    crash::install(syslog_prefix_on_stderr());
     spdlog::info("queuerd {} starting: worker {}, max concurrency {}, {} isolation, database {}",
                  kVersion, d.cfg.worker.name, d.cfg.worker.max_concurrency,
                  queuer::to_string(d.cfg.worker.isolation), d.cfg.database.describe());
+    auto ops_db = d.cfg.database;
+    ops_db.application_name = "queuerd-metrics";
+    d.ops = std::make_unique<Ops>(ops_db, kVersion);
+    if (!d.cfg.http_listen.empty()) {
+        try {
+            d.ops->start_http(d.cfg.http_listen);
+        } catch (const queuer::Error& e) {
+            throw StartupError{kExitConfig, e.what()};
+        }
+        spdlog::info("http: listening on {} (/metrics, /healthz, /readyz)", d.ops->http_address());
+    }
     std::vector<std::string> paths;
     for (const auto& p : d.cfg.plugins) paths.push_back(p.path);
     d.plugins = std::make_unique<PluginHost>(paths);
@@ -259,7 +282,8 @@ int run(const std::string& config_path) {
 
     std::signal(SIGTERM, early_signal);
     std::signal(SIGINT, early_signal);
-    d.worker = connect_worker(d.cfg);
+    d.ops->set_phase("connecting to the database");
+    d.worker = connect_worker(d.cfg, *d.ops);
     if (!d.worker) {
         spdlog::info("stopped before the database answered");
         return 0;
@@ -268,6 +292,9 @@ int run(const std::string& config_path) {
         d.processes->register_into(*d.plugins, *d.worker);
     else
         d.plugins->register_into(*d.worker);
+    set_log_worker(d.worker->worker().rid);
+    d.annotate();
+    d.ops->set_phase("starting the worker");
 
     uv_async_init(d.loop, &d.remote_stop, [](uv_async_t* h) {
         auto* dd = static_cast<Daemon*>(h->data);
@@ -310,10 +337,12 @@ int run(const std::string& config_path) {
     if (g_early_stop) {
         spdlog::info("stopped during start-up");
         d.worker->stop();
+        d.ops->stop();
         return 0;
     }
 
     d.worker->start();
+    d.ops->attach(d.worker.get());
     sd_watchdog_enabled(0, &d.watchdog_usec);
     uv_timer_init(d.loop, &d.status_timer);
     d.status_timer.data = &d;
@@ -328,6 +357,9 @@ int run(const std::string& config_path) {
     uv_run(d.loop, UV_RUN_DEFAULT);
     if (d.stopper.joinable()) d.stopper.join();
     uv_loop_close(d.loop);
+    // No HTTP request may read the worker past this point.
+    d.ops->attach(nullptr);
+    d.ops->stop();
     // 74: outcomes that could not be written (their rids are logged); 75: the master declared
     // this worker stale and took its jobs back. systemd restarts both (Restart=on-failure).
     int code = 0;
@@ -356,20 +388,39 @@ int run(const std::string& config_path) {
     return code;
 }
 
+// The connection options libpq would refuse, checked before any connection (for --check; a
+// running queuerd meets them as a permanent error at start).
+void check_connection_options(const queuer::DatabaseConfig& db) {
+    static const char* const modes[] = {"disable", "allow",     "prefer",
+                                        "require", "verify-ca", "verify-full"};
+    if (std::find(std::begin(modes), std::end(modes), db.sslmode) == std::end(modes))
+        throw queuer::Error(queuer::ErrorKind::Config,
+                            fmt::format("database sslmode \"{}\" (QUEUER_DB_SSLMODE or "
+                                        "database.sslmode) must be one of disable, allow, prefer, "
+                                        "require, verify-ca, verify-full",
+                                        db.sslmode));
+}
+
 }  // namespace
 
 int daemon_main(int argc, char** argv) {
     CLI::App app{"queuerd: a job queue daemon on PostgreSQL"};
     std::string config_path;
-    bool check = false, version = false;
+    bool check = false, version = false, connect = false;
     app.add_option("-c,--config", config_path, "YAML configuration file")->check(CLI::ExistingFile);
     app.add_flag("--check", check,
                  "Validate the configuration, load the plugins, list their tasks; touch no job");
+    app.add_flag("--connect", connect,
+                 "With --check: also connect to the database and look at the schema");
     app.add_flag("-V,--version", version, "Print the version");
     app.footer(
         "Without --config everything comes from the environment (QUEUER_DB_*, "
         "QUEUER_ENCRYPTION_KEY).\nExamples:\n  queuerd --config /etc/queuerd/queuerd.yaml\n"
-        "  queuerd --config queuerd.yaml --check");
+        "  queuerd --config queuerd.yaml --check\n"
+        "  queuerd --config queuerd.yaml --check --connect\n"
+        "Exit status: 0 clean stop, 1 invalid configuration or usage, 74 job outcomes left "
+        "unwritten at shutdown,\n75 declared stale by the master, 78 permanent error at start "
+        "(authentication, unknown database,\ninvalid connection option; not retried).");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -396,17 +447,60 @@ int daemon_main(int argc, char** argv) {
                 ProcessPool pool(io);
                 pool.prestart(1);
             }
+            check_connection_options(cfg.database);
+            std::string db_line = cfg.database.describe();
+            if (connect) {
+                // The same connection and schema checks as a start, touching no job.
+                try {
+                    auto c = queuer::db::Connection::open(cfg.database);
+                    auto v = c.exec("SHOW server_version").str(0, 0);
+                    std::string schema = queuer::admin::check_schema(c);
+                    if (schema.empty()) {
+                        int ver = 0;
+                        try {
+                            ver = c.exec(
+                                       "SELECT COALESCE(MAX(version), 0) FROM "
+                                       "queuer_schema_version")
+                                      .i32(0, 0);
+                        } catch (const queuer::Error&) {
+                        }
+                        schema = fmt::format("schema {} at version {} (this build: {})",
+                                             cfg.database.schema, ver, queuer::schema_version());
+                    } else {
+                        schema += " (queuerd creates it at start)";
+                    }
+                    db_line +=
+                        fmt::format("\ndatabase connection: ok (PostgreSQL {}); {}", v, schema);
+                } catch (const queuer::Error& e) {
+                    auto why = permanent_reason(e);
+                    std::cerr << "queuerd: " << (why ? *why + ": " : std::string()) << e.what()
+                              << "\n";
+                    return 1;
+                }
+            }
             std::cout << "configuration: " << (cfg.source.empty() ? "environment" : cfg.source)
                       << " is valid\n"
                       << "worker: " << cfg.worker.name << ", max_concurrency "
                       << cfg.worker.max_concurrency << ", isolation "
                       << queuer::to_string(cfg.worker.isolation) << "\n"
-                      << "database: " << cfg.database.describe() << "\n"
+                      << "database: " << db_line << "\n"
                       << "encryption: " << (cfg.encryption_key.empty() ? "off" : "on") << "\n"
                       << host.listing();
             return 0;
         }
+        if (connect) {
+            std::cerr << "queuerd: --connect goes with --check\n";
+            return 2;
+        }
         return run(config_path);
+    } catch (const StartupError& e) {
+        // One line, through the configured log format when logging is set up.
+        if (spdlog::default_logger_raw() && spdlog::default_logger_raw()->name() == "queuerd")
+            spdlog::critical("{}", e.message);
+        else
+            std::cerr << "queuerd: " << e.message << "\n";
+        sd_notifyf(0, "STATUS=failed: %s", e.message.c_str());
+        return e.code;
     } catch (const std::exception& e) {
         std::cerr << "queuerd: " << e.what() << "\n";
         sd_notifyf(0, "STATUS=failed: %s", e.what());

@@ -3,6 +3,8 @@
 // every table function catches everything and reports through its return value.
 #include "plugin_host.hpp"
 
+#include "crash_report.hpp"
+
 #include <dlfcn.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -16,6 +18,7 @@
 
 #include "queuer/error.hpp"
 #include "queuer/json.hpp"
+#include "queuer/log.hpp"
 #include "queuer/model.hpp"
 
 // The definition behind the opaque handle plugins see. One per task call, on the caller's stack.
@@ -294,26 +297,28 @@ void set_plugin_log_sink(PluginLogSink sink) {
 }
 
 void log_to_spdlog(int level, std::string_view rid, std::string_view task, std::string_view text) {
-    spdlog::level::level_enum lvl = spdlog::level::info;
+    queuer::log::Level lvl = queuer::log::Level::Info;
     switch (level) {
         case QUEUER_LOG_DEBUG:
-            lvl = spdlog::level::debug;
+            lvl = queuer::log::Level::Debug;
             break;
         case QUEUER_LOG_INFO:
-            lvl = spdlog::level::info;
+            lvl = queuer::log::Level::Info;
             break;
         case QUEUER_LOG_WARN:
-            lvl = spdlog::level::warn;
+            lvl = queuer::log::Level::Warn;
             break;
         default:
-            lvl = spdlog::level::err;
+            lvl = queuer::log::Level::Error;
             break;
     }
-    if (rid.empty()) {
-        spdlog::log(lvl, "plugin: {}", text);
-    } else {
-        spdlog::log(lvl, "plugin task {} job {}: {}", task, rid, text);
-    }
+    if (!queuer::log::enabled(lvl)) return;
+    // Through the library's facade, so that structured formats carry the job's rid and task;
+    // a plugin's line is capped like a task's error text.
+    queuer::log::Fields fields;
+    fields.job_rid = rid;
+    fields.task = task;
+    queuer::log::write(lvl, "plugin: " + queuer::log::capped(text, 4096), fields);
 }
 
 // ---- calling tasks --------------------------------------------------------------------------
@@ -358,6 +363,8 @@ TaskOutcome invoke_task(const PluginTask& task, JobBackend& backend, int attempt
 queuer::TaskFunc make_task_func(const PluginTask& task) {
     const PluginTask* t = &task;
     return [t](queuer::JobContext& ctx) -> std::string {
+        // Named in queuerd's crash report should this task bring the process down.
+        crash::JobSlot crash_slot(ctx.rid(), t->name);
         ContextBackend backend(ctx);
         TaskOutcome out =
             invoke_task(*t, backend, ctx.attempt(), ctx.parameters(), ctx.parameters_keyed());

@@ -213,9 +213,62 @@ TEST_F(Queuerctl, AddJobThenGetJobKeepsParameters) {
     EXPECT_EQ(parse(ok({"list", "job", "--json"})).Size(), 1u);
 }
 
-TEST_F(Queuerctl, AddJobMigratesAFreshSchema) {
+TEST_F(Queuerctl, OnlyMigrateCreatesASchema) {
+    // A mistyped QUEUER_DB_SCHEMA must never create a schema silently: exit 2 naming it.
+    const std::string& name = schema_.config().schema;
+    expect_error({"add", "job", "--task", "echo"}, 2, "schema \"" + name + "\" does not exist");
+    expect_error({"add", "job", "--task", "echo"}, 2, "queuerctl migrate");
+    expect_error({"status"}, 2, name);
+    expect_error({"stats"}, 2, name);
+    expect_error({"retry", "jobs", "--dry-run"}, 2, name);
+    auto c = schema_.connect();
+    auto r = c.exec("SELECT count(*) FROM pg_namespace WHERE nspname = '" + name + "'");
+    EXPECT_EQ(r.i64(0, 0), 0) << "a verb other than migrate created the schema";
+    migrate();
     auto rid = add("echo", "[1]");
     EXPECT_EQ(rid.size(), 36u);
+}
+
+TEST_F(Queuerctl, AddJobForATaskNobodyOffers) {
+    migrate();
+    auto r = ctl({"add", "job", "--task", "nobody-offers-this", "--json"});
+    EXPECT_EQ(r.code, 0) << describe(r);
+    EXPECT_NE(r.err.find("warning: no live worker offers task \"nobody-offers-this\""),
+              std::string::npos)
+        << describe(r);
+    EXPECT_EQ(str(parse(r.out), "task_name"), "nobody-offers-this");
+    expect_error({"add", "job", "--task", "nobody-offers-this", "--strict"}, 1,
+                 "no live worker offers task");
+    EXPECT_EQ(parse(ok({"list", "job", "--json"})).Size(), 1u) << "--strict added nothing";
+    // A live worker that offers it: no warning.
+    queuer::Queuer worker("cli-offers", 1, "", schema_.config());
+    worker.add_task("nobody-offers-this", [](queuer::JobContext&) { return std::string(); });
+    auto quiet = ctl({"add", "job", "--task", "nobody-offers-this", "--strict", "--json"});
+    EXPECT_EQ(quiet.code, 0) << describe(quiet);
+    EXPECT_EQ(quiet.err, "");
+}
+
+TEST_F(Queuerctl, VersionFlagAndDayTwoHelp) {
+    auto v = ok({"--version"});
+    EXPECT_EQ(v.rfind("queuerctl ", 0), 0u) << v;
+    for (const auto& args : std::vector<std::vector<std::string>>{{"status", "--help"},
+                                                                  {"stats", "--help"},
+                                                                  {"retry", "jobs", "--help"},
+                                                                  {"cancel", "jobs", "--help"},
+                                                                  {"delete", "jobs", "--help"}}) {
+        auto out = ok(args);
+        EXPECT_NE(out.find("Examples:"), std::string::npos) << out;
+    }
+    migrate();
+    expect_error({"list", "job", "--since", "soon"}, 2, "--since");
+    expect_error({"list", "worker", "--since", "1h"}, 2, "--since");
+    expect_error({"list", "job", "--error", "x"}, 2, "--error");
+    expect_error({"retry", "jobs", "--status", "QUEUED"}, 2, "--status");
+    expect_error({"delete", "jobs"}, 2, "--all");
+    expect_error({"stats", "--since", "2026-01-01T00:00:00Z"}, 2, "duration");
+    auto d = parse(ok({"delete", "jobs", "--all", "--dry-run", "--json"}));
+    EXPECT_EQ(d["count"].GetInt(), 0);
+    EXPECT_TRUE(d["dry_run"].GetBool());
 }
 
 TEST_F(Queuerctl, AddJobsFromFile) {
@@ -362,7 +415,7 @@ TEST_F(Queuerctl, NotFoundIsExitOne) {
 }
 
 TEST_F(Queuerctl, MissingSchemaSaysMigrate) {
-    expect_error({"list", "job"}, 1, "queuerctl migrate");
+    expect_error({"list", "job"}, 2, "queuerctl migrate");
 }
 
 TEST_F(Queuerctl, CancelMovesTheJobToTheArchive) {

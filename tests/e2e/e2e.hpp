@@ -26,6 +26,8 @@ struct DaemonOptions {
     std::string extra_plugins;      // more "  - path: ..." lines
     std::string stale = "2s";       // master.worker_stale_threshold
     std::string retention = "30d";  // master.retention_archive
+    std::string http_listen;        // http.listen ("" = off)
+    std::string log_format;         // logging.format ("" = the default, text)
 };
 
 class E2E : public ::testing::Test {
@@ -68,6 +70,8 @@ class E2E : public ::testing::Test {
           << "  job_stale_threshold: 10m\n"
           << "logging:\n"
           << "  level: info\n";
+        if (!o.log_format.empty()) f << "  format: " << o.log_format << "\n";
+        if (!o.http_listen.empty()) f << "http:\n  listen: " << o.http_listen << "\n";
         return path;
     }
 
@@ -78,7 +82,8 @@ class E2E : public ::testing::Test {
         daemons_.push_back(std::make_unique<Process>(
             std::vector<std::string>{queuerd_bin(), "--config", cfg}, env(extra), log));
         auto& d = *daemons_.back();
-        if (!d.wait_log("ready:", std::chrono::seconds(30)))
+        // "ready:" in text and json lines alike.
+        if (!d.wait_log("ready: worker", std::chrono::seconds(30)))
             throw std::runtime_error("queuerd did not become ready:\n" + d.log());
         return d;
     }

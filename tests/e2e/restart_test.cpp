@@ -2,8 +2,10 @@
 // reconnects and every job ends exactly once. Runs alone (RUN_SERIAL): the restart would break
 // every other test's connections.
 #include <cstdlib>
+#include <regex>
 
 #include "e2e.hpp"
+#include "support/http_client.hpp"
 
 using namespace queuer;
 using namespace queuer::test;
@@ -19,7 +21,9 @@ TEST_F(E2E, SurvivesAPostgresRestart) {
     const char* pgctl = std::getenv("QUEUER_TEST_PGCTL");
     const char* pgdata = std::getenv("QUEUER_TEST_PGDATA");
     if (!pgctl || !pgdata) GTEST_SKIP() << "the tests did not start the server themselves";
-    auto& d = start_daemon();
+    DaemonOptions o;
+    o.http_listen = "127.0.0.1:0";  // the metrics must tell the outage and the recovery
+    auto& d = start_daemon(o);
     std::vector<BatchJob> batch(300);
     for (auto& j : batch) {
         j.task = "sleep";
@@ -44,4 +48,18 @@ TEST_F(E2E, SurvivesAPostgresRestart) {
     EXPECT_EQ(count(c, "SELECT count(DISTINCT rid) FROM job_archive"), 300);
     EXPECT_TRUE(d.alive());
     EXPECT_TRUE(d.log_contains("reconnect")) << d.log();
+
+    std::smatch m;
+    std::string log = d.log();
+    ASSERT_TRUE(
+        std::regex_search(log, m, std::regex("http: listening on 127\\.0\\.0\\.1:([0-9]+)")));
+    int port = std::stoi(m[1]);
+    Exposition e;
+    EXPECT_TRUE(eventually([&] {
+        e = parse_exposition(http_get(port, "/metrics").body);
+        return e.value("queuerd_db_up") == 1 && e.value("queuerd_db_reconnects_total") >= 1;
+    })) << http_get(port, "/metrics").body;
+    EXPECT_EQ(e.value("queuerd_jobs_finished_total", {{"task", "sleep"}, {"status", "SUCCEEDED"}}),
+              300);
+    EXPECT_EQ(http_get(port, "/readyz").status, 200);
 }

@@ -442,3 +442,28 @@ TEST_F(AppConfigTest, PrefetchAndResultLimit) {
     e = error_of(std::string(kMinimal) + "  prefetch: -1\n");
     EXPECT_NE(e.find("worker.prefetch must be between 0 and 100000"), std::string::npos) << e;
 }
+
+TEST_F(AppConfigTest, HttpListenAndLogFormat) {
+    auto d = load_app_config(config(kMinimal));
+    EXPECT_EQ(d.http_listen, "");
+    EXPECT_EQ(d.log_format, LogFormat::Text);
+    auto c = load_app_config(config(std::string(kMinimal) +
+                                    "http:\n  listen: 127.0.0.1:9464\nlogging:\n  format: json\n"));
+    EXPECT_EQ(c.http_listen, "127.0.0.1:9464");
+    EXPECT_EQ(c.log_format, LogFormat::Json);
+    c = load_app_config(config(std::string(kMinimal) +
+                               "http:\n  listen: \"[::1]:0\"\nlogging:\n  format: journal\n"));
+    EXPECT_EQ(c.http_listen, "[::1]:0");
+    EXPECT_EQ(c.log_format, LogFormat::Journal);
+    c = load_app_config(config(std::string(kMinimal) + "http:\n  listen: \"\"\n"));
+    EXPECT_EQ(c.http_listen, "");  // empty = off
+    for (const char* bad : {"9464", "127.0.0.1", "host:port", "::1:9464", "h:99999"}) {
+        auto e = error_of(std::string(kMinimal) + "http:\n  listen: \"" + bad + "\"\n");
+        EXPECT_EQ(e.rfind(at(5), 0), 0u) << e;
+        EXPECT_NE(e.find("http.listen must be HOST:PORT"), std::string::npos) << e;
+    }
+    auto e = error_of(std::string(kMinimal) + "logging:\n  format: xml\n");
+    EXPECT_NE(e.find("logging.format must be one of text | json | journal"), std::string::npos) << e;
+    e = error_of(std::string(kMinimal) + "http:\n  port: 1\n");
+    EXPECT_NE(e.find("unknown key http.port"), std::string::npos) << e;
+}

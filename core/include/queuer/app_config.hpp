@@ -19,6 +19,11 @@ const char* to_string(Isolation i);
 enum class LogLevel { Trace, Debug, Info, Warn, Error };
 const char* to_string(LogLevel l);
 
+// logging.format: text lines (with a <N> syslog priority prefix under systemd), one JSON object
+// per line, or native journald fields.
+enum class LogFormat { Text, Json, Journal };
+const char* to_string(LogFormat f);
+
 struct WorkerConfig {
     std::string name;         // required in a file; default_worker_name() without one
     int max_concurrency = 1;  // 1..1000; required in a file; number of CPUs without one
@@ -51,6 +56,9 @@ struct AppConfig {
     // Where the key came from: "QUEUER_ENCRYPTION_KEY", the key file's path, or "" (none).
     std::string encryption_key_source;
     LogLevel log_level = LogLevel::Info;
+    LogFormat log_format = LogFormat::Text;
+    // http.listen: "HOST:PORT" for /metrics, /healthz, /readyz; empty = no HTTP endpoint.
+    std::string http_listen;
 };
 
 // Loads `path`. With require_worker = false (queuerctl), worker.name and

@@ -38,12 +38,23 @@ class TaskRef {
     std::string name_;
 };
 
+// A time bound: "DURATION ago" (on the database's clock) or an absolute time.
+struct TimeBound {
+    std::optional<double> ago_seconds;
+    std::optional<TimePoint> at;
+    bool set() const { return ago_seconds || at; }
+};
+
 struct JobQuery {
     std::string status;      // empty = any
     std::string search;      // case-insensitive substring of rid, task name, status, worker id
     std::string worker_rid;  // empty = any
     int64_t last_id = 0;     // keyset pagination: only ids below this (0 = from the newest)
     int limit = 100;         // 1..10000
+    // Time window (since inclusive, until exclusive): live jobs by created_at, ended jobs by
+    // updated_at (the time they ended).
+    TimeBound since, until;
+    std::string error;  // case-insensitive substring of the error text (ended jobs)
 };
 
 namespace detail {

@@ -129,6 +129,12 @@ struct Worker {
     std::string status;
     TimePoint created_at{};
     TimePoint updated_at{};
+    // What queuerd records about itself under options.queuerd (empty/0 for other clients'
+    // workers): the host it runs on, its pid, its version, its HTTP address ("" = off).
+    std::string host;
+    int64_t pid = 0;
+    std::string queuerd_version;
+    std::string http;
 
     std::string to_json() const;
 };

@@ -1,0 +1,329 @@
+// Day-two queries: see queuer/admin.hpp. SQL is built from the filters given (so that the
+// planner sees only the conditions that apply and can use job_archive's updated_at index);
+// every value is a bound parameter.
+#include "queuer/admin.hpp"
+
+#include <fmt/format.h>
+
+#include "queuer/error.hpp"
+#include "queuer/json.hpp"
+#include "queuer/schema.hpp"
+#include "worker_row.hpp"
+
+namespace queuer::admin {
+
+namespace {
+
+// Live workers: heartbeat within the master's worker_stale_threshold (Go shape, nanoseconds),
+// 2 minutes when unset.
+const char* const kStaleSeconds =
+    "COALESCE((SELECT NULLIF((settings ->> 'worker_stale_threshold')::float8, 0) / 1e9 "
+    "FROM master WHERE id = 1 AND jsonb_typeof(settings -> 'worker_stale_threshold') = 'number'), "
+    "120)";
+
+struct Where {
+    db::Params params;
+    std::vector<std::string> conds;
+    int n = 0;
+    std::string next() { return fmt::format("${}", ++n); }
+    std::string add(std::string_view v) {
+        params.add(v);
+        return next();
+    }
+    std::string sql() const {
+        if (conds.empty()) return {};
+        std::string s = " WHERE ";
+        for (size_t i = 0; i < conds.size(); ++i) s += (i ? " AND " : "") + conds[i];
+        return s;
+    }
+};
+
+std::string like_pattern(std::string_view term) {
+    std::string p = "%";
+    for (char c : term) {
+        if (c == '%' || c == '_' || c == '\\') p += '\\';
+        p += c;
+    }
+    return p + "%";
+}
+
+void time_cond(Where& w, const TimeBound& b, const char* col, const char* op) {
+    if (b.ago_seconds) {
+        w.params.add(fmt::format("{}", *b.ago_seconds));
+        w.conds.push_back(fmt::format("{} {} LOCALTIMESTAMP - make_interval(secs => {}::float8)",
+                                      col, op, w.next()));
+    } else if (b.at) {
+        w.conds.push_back(fmt::format("{} {} {}::timestamp", col, op, w.add(format_time(*b.at))));
+    }
+}
+
+Where build(const Filter& f, const char* time_col, const std::vector<std::string>& statuses,
+            bool archive) {
+    Where w;
+    if (!f.task.empty()) w.conds.push_back("task_name = " + w.add(f.task));
+    if (!statuses.empty()) {
+        w.params.add_array(statuses);
+        w.conds.push_back(fmt::format("status = ANY({}::varchar[])", w.next()));
+    }
+    time_cond(w, f.since, time_col, ">=");
+    time_cond(w, f.until, time_col, "<");
+    if (!f.error.empty()) {
+        if (!archive)
+            throw Error(ErrorKind::Invalid, "--error applies to ended jobs (the archive) only");
+        w.conds.push_back("error <> '' AND error ILIKE " + w.add(like_pattern(f.error)));
+    }
+    return w;
+}
+
+void check_statuses(const std::vector<std::string>& given,
+                    std::initializer_list<std::string_view> allowed, const char* what) {
+    for (const auto& s : given) {
+        bool ok = false;
+        for (auto a : allowed) ok = ok || s == a;
+        if (!ok) {
+            std::string list;
+            for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+            throw Error(ErrorKind::Invalid,
+                        fmt::format("status {} does not apply to {} (use {})", s, what, list));
+        }
+    }
+}
+
+std::string fmt_num(double v) {
+    return fmt::format("{:.3f}", v);
+}
+
+std::string counts_json(const std::map<std::string, int64_t>& m) {
+    std::string s = "{";
+    bool first = true;
+    for (const auto& [k, v] : m) {
+        s += fmt::format("{}{}:{}", first ? "" : ",", json::quote(k), v);
+        first = false;
+    }
+    return s + "}";
+}
+
+}  // namespace
+
+TimeBound parse_time_bound(std::string_view text, std::string_view what) {
+    TimeBound b;
+    if (text.empty()) return b;
+    bool looks_absolute = text.size() >= 10 && text[4] == '-' && text[7] == '-';
+    if (looks_absolute) {
+        b.at = parse_time(text, what);
+        return b;
+    }
+    try {
+        auto d = parse_duration(text, what);
+        if (d.count() < 0) throw Error(ErrorKind::Invalid, "negative");
+        b.ago_seconds = static_cast<double>(d.count()) / 1e9;
+    } catch (const Error&) {
+        throw Error(ErrorKind::Invalid,
+                    fmt::format("{} \"{}\" is neither a duration (30m, 2h, 7d) nor a time "
+                                "(2026-01-31T12:00:00Z)",
+                                what, text));
+    }
+    return b;
+}
+
+std::string check_schema(db::Connection& c) {
+    std::string folded = c.schema();
+    for (char& ch : folded)
+        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+    db::Params p;
+    p.add(folded);
+    auto r = c.exec(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), "
+        "to_regclass(quote_ident($1) || '.job') IS NOT NULL, current_database()",
+        p);
+    if (!r.boolean(0, 0))
+        return fmt::format("schema \"{}\" does not exist in database {}", folded, r.get(0, 2));
+    if (!r.boolean(0, 1))
+        return fmt::format("schema \"{}\" in database {} has no queuer tables", folded,
+                           r.get(0, 2));
+    return {};
+}
+
+Status status(db::Connection& c) {
+    Status s;
+    s.schema = c.schema();
+    s.expected_version = schema_version();
+    try {
+        s.schema_version =
+            c.exec("SELECT COALESCE(MAX(version), 0) FROM queuer_schema_version").i32(0, 0);
+    } catch (const Error& e) {
+        if (e.sqlstate() != "42P01") throw;  // a schema made by the Go/Python clients
+    }
+    auto m = c.exec(
+        "SELECT COALESCE(m.worker_rid::text, ''), COALESCE(w.name, ''), "
+        "EXTRACT(EPOCH FROM (LOCALTIMESTAMP - m.updated_at))::float8, "
+        "COALESCE(CASE WHEN jsonb_typeof(m.settings -> 'master_lock_timeout') = 'number' "
+        "  THEN NULLIF((m.settings ->> 'master_lock_timeout')::float8, 0) / 1e9 END, 300) "
+        "FROM master m LEFT JOIN worker w ON w.rid = m.worker_rid WHERE m.id = 1");
+    if (m.rows() > 0 && !m.get(0, 0).empty()) {
+        s.master.worker_rid = m.str(0, 0);
+        s.master.worker_name = m.str(0, 1);
+        s.master.renewed_seconds_ago = std::stod(m.str(0, 2));
+        s.master.expired = s.master.renewed_seconds_ago > std::stod(m.str(0, 3));
+    }
+    auto ws = c.exec("SELECT status, count(*) FROM worker GROUP BY status");
+    for (int i = 0; i < ws.rows(); ++i) s.workers_by_status[ws.str(i, 0)] = ws.i64(i, 1);
+    auto lw = c.exec("SELECT " QUEUER_WORKER_COLS
+                     " FROM worker WHERE status <> 'STOPPED' ORDER BY id DESC LIMIT 100");
+    for (int i = 0; i < lw.rows(); ++i) s.live_workers.push_back(detail::worker_from_row(lw, i));
+    for (const char* st : {"QUEUED", "SCHEDULED", "RUNNING"}) s.jobs[st] = 0;
+    auto js = c.exec(
+        "SELECT status, count(*), COALESCE(GREATEST(0, EXTRACT(EPOCH FROM LOCALTIMESTAMP - "
+        "min(CASE WHEN status = 'SCHEDULED' THEN scheduled_at "
+        "         WHEN status = 'QUEUED' THEN created_at END)))::float8, 0) "
+        "FROM job GROUP BY status");
+    for (int i = 0; i < js.rows(); ++i) {
+        s.jobs[js.str(i, 0)] = js.i64(i, 1);
+        s.oldest_waiting_seconds = std::max(s.oldest_waiting_seconds, std::stod(js.str(i, 2)));
+    }
+    for (const char* st : {"SUCCEEDED", "FAILED", "CANCELLED"}) s.ended_1h[st] = 0;
+    auto es = c.exec(
+        "SELECT status, count(*) FROM job_archive "
+        "WHERE updated_at >= LOCALTIMESTAMP - interval '1 hour' GROUP BY status");
+    for (int i = 0; i < es.rows(); ++i) s.ended_1h[es.str(i, 0)] = es.i64(i, 1);
+    return s;
+}
+
+std::string Status::to_json() const {
+    std::string master_json = "null";
+    if (!master.worker_rid.empty())
+        master_json = fmt::format(
+            "{{\"worker_rid\":{},\"worker_name\":{},\"renewed_s_ago\":{},\"expired\":{}}}",
+            json::quote(master.worker_rid), json::quote(master.worker_name),
+            fmt_num(master.renewed_seconds_ago), master.expired ? "true" : "false");
+    std::string workers = "[";
+    for (size_t i = 0; i < live_workers.size(); ++i)
+        workers += (i ? "," : "") + live_workers[i].to_json();
+    workers += "]";
+    return fmt::format(
+        "{{\"schema\":{},\"schema_version\":{},\"expected_schema_version\":{},\"master\":{},"
+        "\"workers_by_status\":{},\"live_workers\":{},\"jobs\":{},\"oldest_waiting_s\":{},"
+        "\"ended_last_hour\":{}}}",
+        json::quote(schema), schema_version, expected_version, master_json,
+        counts_json(workers_by_status), workers, counts_json(jobs), fmt_num(oldest_waiting_seconds),
+        counts_json(ended_1h));
+}
+
+std::vector<LiveStat> live_stats(db::Connection& c) {
+    auto r = c.exec(
+        "SELECT task_name, status, count(*), COALESCE(GREATEST(0, EXTRACT(EPOCH FROM "
+        "LOCALTIMESTAMP - min(CASE WHEN status = 'RUNNING' THEN COALESCE(started_at, updated_at) "
+        "                          WHEN status = 'SCHEDULED' THEN scheduled_at "
+        "                          ELSE created_at END)))::float8, 0) "
+        "FROM job GROUP BY task_name, status ORDER BY task_name, status");
+    std::vector<LiveStat> out;
+    for (int i = 0; i < r.rows(); ++i)
+        out.push_back({r.str(i, 0), r.str(i, 1), r.i64(i, 2), std::stod(r.str(i, 3))});
+    return out;
+}
+
+Stats stats(db::Connection& c, std::chrono::seconds since) {
+    Stats s;
+    s.since_s = since.count();
+    s.live = live_stats(c);
+    db::Params p;
+    p.add(since.count());
+    auto r = c.exec(
+        "SELECT task_name, status, count(*) FROM job_archive "
+        "WHERE updated_at >= LOCALTIMESTAMP - make_interval(secs => $1::float8) "
+        "GROUP BY task_name, status ORDER BY task_name, status",
+        p);
+    for (int i = 0; i < r.rows(); ++i) s.ended.push_back({r.str(i, 0), r.str(i, 1), r.i64(i, 2)});
+    return s;
+}
+
+std::string Stats::to_json() const {
+    std::string out = "{\"live\":[";
+    for (size_t i = 0; i < live.size(); ++i)
+        out +=
+            fmt::format("{}{{\"task_name\":{},\"status\":{},\"count\":{},\"oldest_age_s\":{}}}",
+                        i ? "," : "", json::quote(live[i].task_name), json::quote(live[i].status),
+                        live[i].count, fmt_num(live[i].oldest_age_s));
+    out += "],\"ended\":[";
+    for (size_t i = 0; i < ended.size(); ++i)
+        out += fmt::format("{}{{\"task_name\":{},\"status\":{},\"count\":{}}}", i ? "," : "",
+                           json::quote(ended[i].task_name), json::quote(ended[i].status),
+                           ended[i].count);
+    out += fmt::format("],\"since_s\":{}}}", since_s);
+    return out;
+}
+
+bool task_offered(db::Connection& c, std::string_view task) {
+    db::Params p;
+    p.add(task);
+    auto r = c.exec(fmt::format("SELECT EXISTS (SELECT 1 FROM worker WHERE status IN ('READY', "
+                                "'RUNNING') AND $1::varchar = ANY(available_tasks) AND "
+                                "updated_at >= LOCALTIMESTAMP - make_interval(secs => {}))",
+                                kStaleSeconds),
+                    p);
+    return r.boolean(0, 0);
+}
+
+int64_t retry_jobs(db::Connection& c, const Filter& f, bool dry_run) {
+    check_statuses(f.statuses, {"SUCCEEDED", "FAILED", "CANCELLED"}, "retry (ended jobs)");
+    auto statuses = f.statuses.empty() ? std::vector<std::string>{"FAILED"} : f.statuses;
+    Where w = build(f, "updated_at", statuses, true);
+    if (dry_run) return c.exec("SELECT count(*) FROM job_archive" + w.sql(), w.params).i64(0, 0);
+    // New jobs, QUEUED now, with the archived task, parameters (sealed ones as they are) and
+    // options; one statement, in the order the jobs were first added.
+    auto r = c.exec(
+        "INSERT INTO job (options, task_name, parameters, parameters_keyed, "
+        "parameters_encrypted, parameters_keyed_encrypted) "
+        "SELECT options, task_name, parameters, parameters_keyed, parameters_encrypted, "
+        "parameters_keyed_encrypted FROM job_archive" +
+            w.sql() + " ORDER BY id",
+        w.params);
+    return r.affected();
+}
+
+int64_t cancel_jobs(db::Connection& c, const Filter& f, bool dry_run) {
+    check_statuses(f.statuses, {"QUEUED", "SCHEDULED", "RUNNING"}, "cancel (live jobs)");
+    auto statuses = f.statuses.empty() ? std::vector<std::string>{"QUEUED", "SCHEDULED", "RUNNING"}
+                                       : f.statuses;
+    Where w = build(f, "created_at", statuses, false);
+    if (dry_run) return c.exec("SELECT count(*) FROM job" + w.sql(), w.params).i64(0, 0);
+    auto r = c.exec(
+        "WITH moved AS (DELETE FROM job" + w.sql() +
+            " RETURNING *) "
+            "INSERT INTO job_archive (id, rid, worker_id, worker_rid, options, task_name, "
+            "  parameters, parameters_encrypted, parameters_keyed, parameters_keyed_encrypted, "
+            "  status, scheduled_at, started_at, schedule_count, attempts, results, "
+            "  results_encrypted, error, created_at, updated_at) "
+            "SELECT id, rid, worker_id, worker_rid, options, task_name, parameters, "
+            "  parameters_encrypted, parameters_keyed, parameters_keyed_encrypted, 'CANCELLED', "
+            "  scheduled_at, started_at, schedule_count, attempts, '[]', '', '', created_at, "
+            "  CURRENT_TIMESTAMP FROM moved",
+        w.params);
+    return r.affected();
+}
+
+int64_t delete_jobs(db::Connection& c, const Filter& f, bool dry_run, bool all) {
+    check_statuses(f.statuses, {"SUCCEEDED", "FAILED", "CANCELLED"}, "delete (ended jobs)");
+    if (f.empty() && !all)
+        throw Error(ErrorKind::Invalid,
+                    "delete jobs without a filter would empty the whole archive; give --status, "
+                    "--task, --since, --until or --error (or --all)");
+    Where w = build(f, "updated_at", f.statuses, true);
+    if (dry_run) return c.exec("SELECT count(*) FROM job_archive" + w.sql(), w.params).i64(0, 0);
+    return c.exec("DELETE FROM job_archive" + w.sql(), w.params).affected();
+}
+
+void annotate_worker(db::Connection& c, std::string_view worker_rid, const WorkerAnnotation& a) {
+    std::string info =
+        fmt::format("{{\"host\":{},\"pid\":{},\"version\":{},\"http\":{}}}", json::quote(a.host),
+                    a.pid, json::quote(a.version), json::quote(a.http));
+    db::Params p;
+    p.add(worker_rid).add(info);
+    c.exec(
+        "UPDATE worker SET options = (CASE WHEN jsonb_typeof(options) = 'object' THEN options "
+        "ELSE '{}'::jsonb END) || jsonb_build_object('queuerd', $2::jsonb) "
+        "WHERE rid = $1::uuid",
+        p);
+}
+
+}  // namespace queuer::admin
