@@ -13,10 +13,12 @@
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <thread>
 
+#include "file_checks.hpp"
 #include "isolation.hpp"
 #include "plugin_host.hpp"
 #include "queuer/app_config.hpp"
@@ -31,6 +33,49 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr const char* kVersion = "0.1.0";
+
+// Exit statuses (docs/man/queuerd.8.md, EXIT STATUS; the unit's Restart= rules rely on them).
+constexpr int kExitOk = 0;          // clean stop: SIGTERM/SIGINT, or an operator's stop
+constexpr int kExitInvalid = 1;     // invalid configuration or usage
+constexpr int kExitUnwritten = 74;  // EX_IOERR: job outcomes could not be written at shutdown
+constexpr int kExitStale = 75;      // EX_TEMPFAIL: the master declared this worker stale
+
+// Refuses (or, with --allow-insecure-permissions, warns about) a configuration file, plugin or
+// secret file that users other than root and queuerd's own could change, or (secrets) read.
+void check_trusted_files(const queuer::AppConfig& cfg, bool allow_insecure,
+                         const std::function<void(const std::string&)>& warn) {
+    auto check = [&](const std::string& path, FileKind kind) {
+        auto why = insecure_file(path, kind);
+        if (!why) return;
+        std::string msg = fmt::format("{} {}: {}", to_string(kind), path, *why);
+        if (allow_insecure) {
+            warn(msg + " (allowed by --allow-insecure-permissions)");
+            return;
+        }
+        throw queuer::Error(
+            queuer::ErrorKind::Config,
+            fmt::format("{}; queuerd refuses files that other users could {} (fix the owner or "
+                        "mode, or start queuerd with --allow-insecure-permissions to only warn)",
+                        msg, kind == FileKind::Secret ? "read or change" : "change"));
+    };
+    if (!cfg.source.empty()) check(cfg.source, FileKind::Config);
+    for (const auto& p : cfg.plugins) check(p.path, FileKind::Plugin);
+    for (const auto& f : cfg.secret_files) check(f, FileKind::Secret);
+}
+
+// Loads the configured plugins in order; a refusal names the entry as FILE:LINE.
+std::unique_ptr<PluginHost> load_plugins(const queuer::AppConfig& cfg) {
+    auto host = std::make_unique<PluginHost>();
+    for (const auto& p : cfg.plugins) {
+        try {
+            host->load(p.path);
+        } catch (const queuer::Error& e) {
+            if (p.where.empty()) throw;
+            throw queuer::Error(e.kind(), fmt::format("{}: {}", p.where, e.what()));
+        }
+    }
+    return host;
+}
 
 void setup_logging(queuer::LogLevel level) {
     auto logger = spdlog::stderr_color_mt("queuerd");
@@ -235,17 +280,18 @@ std::unique_ptr<queuer::Queuer> connect_worker(const queuer::AppConfig& cfg) {
     }
 }
 
-int run(const std::string& config_path) {
+int run(const std::string& config_path, bool allow_insecure) {
     Daemon d;
     d.config_path = config_path;
     d.cfg = load(config_path);
     setup_logging(d.cfg.log_level);
+    check_trusted_files(d.cfg, allow_insecure, [](const std::string& m) { spdlog::warn("{}", m); });
     spdlog::info("queuerd {} starting: worker {}, max concurrency {}, {} isolation, database {}",
                  kVersion, d.cfg.worker.name, d.cfg.worker.max_concurrency,
                  queuer::to_string(d.cfg.worker.isolation), d.cfg.database.describe());
     std::vector<std::string> paths;
     for (const auto& p : d.cfg.plugins) paths.push_back(p.path);
-    d.plugins = std::make_unique<PluginHost>(paths);
+    d.plugins = load_plugins(d.cfg);
     for (const auto& info : d.plugins->plugins())
         spdlog::info("plugin {} ({}): tasks {}; next-interval functions {}", info.path, info.name,
                      fmt::join(info.tasks, ", "), fmt::join(info.next_interval_funcs, ", "));
@@ -328,6 +374,24 @@ int run(const std::string& config_path) {
     uv_run(d.loop, UV_RUN_DEFAULT);
     if (d.stopper.joinable()) d.stopper.join();
     uv_loop_close(d.loop);
+
+    // The exit status tells systemd whether to start us again (Restart=on-failure).
+    int status = kExitOk;
+    const auto cause = d.worker->stop_cause();
+    if (size_t unwritten = d.worker->unwritten_jobs(); unwritten > 0) {
+        spdlog::error(
+            "{} job outcomes could not be written to the database (their rids are logged "
+            "above); exiting with status {}",
+            unwritten, kExitUnwritten);
+        status = kExitUnwritten;
+    } else if (cause == queuer::StopCause::Stale) {
+        spdlog::warn(
+            "the master declared this worker stale (no heartbeat for longer than "
+            "master.worker_stale_threshold) and requeued its jobs; exiting with status {} so "
+            "that the service manager starts a fresh worker",
+            kExitStale);
+        status = kExitStale;
+    }
     if (d.worker->stuck_tasks() > 0) {
         // A task ignored cancellation and still runs plugin code: unloading the plugins under it
         // would crash. Its job is back in the queue already; leave without unloading.
@@ -336,13 +400,13 @@ int run(const std::string& config_path) {
             "the plugins",
             d.worker->stuck_tasks());
         spdlog::shutdown();
-        std::_Exit(0);
+        std::_Exit(status);
     }
     d.worker.reset();
     d.processes.reset();
     d.plugins.reset();
-    spdlog::info("stopped cleanly");
-    return 0;
+    if (status == kExitOk) spdlog::info("stopped cleanly ({})", queuer::to_string(cause));
+    return status;
 }
 
 }  // namespace
@@ -350,10 +414,15 @@ int run(const std::string& config_path) {
 int daemon_main(int argc, char** argv) {
     CLI::App app{"queuerd: a job queue daemon on PostgreSQL"};
     std::string config_path;
-    bool check = false, version = false;
-    app.add_option("-c,--config", config_path, "YAML configuration file")->check(CLI::ExistingFile);
+    bool check = false, version = false, allow_insecure = false;
+    // No CLI::ExistingFile: the loader reports a missing file itself ("FILE: cannot read the
+    // configuration file: ..."), with exit status 1 like every configuration error.
+    app.add_option("-c,--config", config_path, "YAML configuration file")->type_name("FILE");
     app.add_flag("--check", check,
                  "Validate the configuration, load the plugins, list their tasks; touch no job");
+    app.add_flag("--allow-insecure-permissions", allow_insecure,
+                 "Warn instead of refusing a configuration file, plugin or secret file that "
+                 "other users could change (or, for secrets, read)");
     app.add_flag("-V,--version", version, "Print the version");
     app.footer(
         "Without --config everything comes from the environment (QUEUER_DB_*, "
@@ -364,7 +433,7 @@ int daemon_main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) return app.exit(e);
         std::cerr << "queuerd: " << e.what() << " (see queuerd --help)\n";
-        return 2;
+        return kExitInvalid;
     }
     if (version) {
         std::cout << fmt::format("queuerd {} (schema version {}, plugin ABI {}.{})\n", kVersion,
@@ -375,9 +444,12 @@ int daemon_main(int argc, char** argv) {
     try {
         if (check) {
             auto cfg = load(config_path);
+            check_trusted_files(cfg, allow_insecure, [](const std::string& m) {
+                std::cerr << "queuerd: warning: " << m << "\n";
+            });
             std::vector<std::string> paths;
             for (const auto& p : cfg.plugins) paths.push_back(p.path);
-            PluginHost host(paths);
+            auto host = load_plugins(cfg);
             if (cfg.worker.isolation == queuer::Isolation::Process) {
                 IsolationOptions io;
                 io.runner_path = default_runner_path();
@@ -391,15 +463,21 @@ int daemon_main(int argc, char** argv) {
                       << cfg.worker.max_concurrency << ", isolation "
                       << queuer::to_string(cfg.worker.isolation) << "\n"
                       << "database: " << cfg.database.describe() << "\n"
-                      << "encryption: " << (cfg.encryption_key.empty() ? "off" : "on") << "\n"
-                      << host.listing();
-            return 0;
+                      << "database password: "
+                      << (cfg.password_source.empty() ? "none" : "from " + cfg.password_source)
+                      << "\n"
+                      << "encryption: "
+                      << (cfg.encryption_key.empty() ? "off"
+                                                     : "on, key from " + cfg.encryption_key_source)
+                      << "\n"
+                      << host->listing();
+            return kExitOk;
         }
-        return run(config_path);
+        return run(config_path, allow_insecure);
     } catch (const std::exception& e) {
         std::cerr << "queuerd: " << e.what() << "\n";
         sd_notifyf(0, "STATUS=failed: %s", e.what());
-        return 1;
+        return kExitInvalid;
     }
 }
 
