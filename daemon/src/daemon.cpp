@@ -18,6 +18,7 @@
 #include <memory>
 #include <thread>
 
+#include "child_env.hpp"
 #include "file_checks.hpp"
 #include "isolation.hpp"
 #include "plugin_host.hpp"
@@ -61,6 +62,12 @@ void check_trusted_files(const queuer::AppConfig& cfg, bool allow_insecure,
     if (!cfg.source.empty()) check(cfg.source, FileKind::Config);
     for (const auto& p : cfg.plugins) check(p.path, FileKind::Plugin);
     for (const auto& f : cfg.secret_files) check(f, FileKind::Secret);
+    for (const auto& name : cfg.worker.task_environment)
+        if (secret_variable(name))
+            warn(
+                fmt::format("worker.task_environment: {} is never passed to tasks (it holds "
+                            "queuerd's own secrets or settings)",
+                            name));
 }
 
 // Loads the configured plugins in order; a refusal names the entry as FILE:LINE.
