@@ -118,8 +118,8 @@ std::string first_line(const std::string& s) {
 }
 
 // A systemd credential (LoadCredential=NAME:PATH in the unit): $CREDENTIALS_DIRECTORY/NAME.
-// nullopt when there is no credentials directory or no such credential; an empty credential
-// (the unit's SetCredential=NAME: default when the file is missing) counts as not given.
+// nullopt when there is no credentials directory or no such credential; a blank credential
+// (the unit's SetCredential=NAME:\n default when the file is missing) counts as not given.
 std::optional<std::string> read_credential(const char* name, std::string& path) {
     const char* dir = env_value("CREDENTIALS_DIRECTORY");
     if (!dir) return std::nullopt;
@@ -131,7 +131,7 @@ std::optional<std::string> read_credential(const char* name, std::string& path) 
     if (!content)
         throw Error(ErrorKind::Config,
                     fmt::format("systemd credential {}: cannot read {}: {}", name, path, why));
-    if (content->empty()) return std::nullopt;
+    if (content->find_first_not_of(" \t\r\n") == std::string::npos) return std::nullopt;
     return content;
 }
 

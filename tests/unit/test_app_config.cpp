@@ -497,8 +497,8 @@ TEST_F(AppConfigTest, SystemdCredentialsGiveThePasswordAndTheKey) {
     EXPECT_EQ(c.password_source, "QUEUER_DB_PASSWORD");
     ::unsetenv("QUEUER_DB_PASSWORD");
 
-    // An empty credential (the unit's SetCredential= default) counts as not given.
-    std::ofstream((creds / "db-password").string(), std::ios::trunc);
+    // A blank credential (the unit's SetCredential=NAME:\n default) counts as not given.
+    std::ofstream((creds / "db-password").string(), std::ios::trunc) << "\n";
     std::ofstream((creds / "encryption-key").string(), std::ios::trunc);
     c = load_app_config(config(std::string(kMinimal) + "database:\n  password_file: pw\n"));
     EXPECT_EQ(c.database.password, "from-file");
