@@ -19,7 +19,7 @@ foreach(f include/queuer/plugin.h include/queuer/plugin.hpp share/pkgconfig/queu
     message(FATAL_ERROR "the SDK install lacks ${f}")
   endif()
 endforeach()
-file(GLOB config ${prefix}/lib*/cmake/QueuerPluginSDK/QueuerPluginSDKConfig.cmake)
+file(GLOB config ${prefix}/share/cmake/QueuerPluginSDK/QueuerPluginSDKConfig.cmake)
 if(NOT config)
   message(FATAL_ERROR "the SDK install lacks QueuerPluginSDKConfig.cmake")
 endif()
