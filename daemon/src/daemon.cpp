@@ -471,7 +471,7 @@ int daemon_main(int argc, char** argv) {
                       << queuer::to_string(cfg.worker.isolation) << "\n"
                       << "database: " << cfg.database.describe() << "\n"
                       << "database password: "
-                      << (cfg.password_source.empty() ? "none" : "from " + cfg.password_source)
+                      << (cfg.database.password.empty() ? "none" : "from " + cfg.password_source)
                       << "\n"
                       << "encryption: "
                       << (cfg.encryption_key.empty() ? "off"
