@@ -9,6 +9,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -120,6 +121,67 @@ std::string trim_trailing_newlines(std::string s) {
     return s;
 }
 
+// The first line of a password file, without its line ending: `echo secret > file` and an
+// editor's trailing newline both give "secret". Nothing else is removed.
+std::string first_line(const std::string& s) {
+    std::string line = s.substr(0, s.find('\n'));
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
+}
+
+// A systemd credential (LoadCredential=NAME:PATH in the unit): $CREDENTIALS_DIRECTORY/NAME.
+// nullopt when there is no credentials directory or no such credential; a blank credential
+// (the unit's SetCredential=NAME:\n default when the file is missing) counts as not given.
+std::optional<std::string> read_credential(const char* name, std::string& path) {
+    const char* dir = env_value("CREDENTIALS_DIRECTORY");
+    if (!dir) return std::nullopt;
+    path = (std::filesystem::path(dir) / name).string();
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return std::nullopt;
+    std::string why;
+    auto content = read_file(path, why);
+    if (!content)
+        throw Error(ErrorKind::Config,
+                    fmt::format("systemd credential {}: cannot read {}: {}", name, path, why));
+    if (content->find_first_not_of(" \t\r\n") == std::string::npos) return std::nullopt;
+    return content;
+}
+
+// worker.name (or QUEUER_WORKER_NAME) with its specifiers expanded: %H = the host name,
+// %% = a percent sign. Throws a message (without location) for any other specifier.
+std::string expand_worker_name(const std::string& raw, const std::string& what) {
+    std::string out;
+    for (size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] != '%') {
+            out += raw[i];
+            continue;
+        }
+        char next = i + 1 < raw.size() ? raw[i + 1] : '\0';
+        if (next == '%') {
+            out += '%';
+        } else if (next == 'H') {
+            char host[256] = {};
+            if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+                throw Error(ErrorKind::Config,
+                            fmt::format("{}: %H is used but the host name is unknown", what));
+            out += host;
+        } else {
+            throw Error(
+                ErrorKind::Config,
+                fmt::format("{}: unknown specifier %{} in \"{}\" (%H is the host name, %% "
+                            "a percent sign)",
+                            what, next == '\0' ? std::string() : std::string(1, next), raw));
+        }
+        ++i;
+    }
+    if (out.empty()) throw Error(ErrorKind::Config, fmt::format("{} must not be empty", what));
+    if (out.size() > 100)
+        throw Error(ErrorKind::Config,
+                    fmt::format("{} must be at most 100 characters, not {} (\"{}\")", what,
+                                out.size(), out));
+    return out;
+}
+
 struct Entry {
     YAML::Node key;
     YAML::Node value;
@@ -143,7 +205,11 @@ struct Section {
 class Loader {
   public:
     explicit Loader(std::string file) : file_(std::move(file)) {
-        dir_ = std::filesystem::path(file_).parent_path();
+        // Absolute, so that relative paths in the file (even bare names like "libfoo.so") are
+        // taken relative to its directory, also when the file was given as "queuerd.yaml".
+        std::error_code ec;
+        auto abs = std::filesystem::absolute(file_, ec);
+        dir_ = (ec ? std::filesystem::path(file_) : abs).parent_path();
     }
 
     static int line_of(const YAML::Node& n) {
@@ -316,13 +382,17 @@ class Loader {
         return (dir_ / path).lexically_normal().string();
     }
 
-    // Reads a secret file named by a key; the error names the file, never its content.
-    std::string secret_file(const Section& s, const std::string& key) const {
+    // Reads a secret file named by a key; the error names the file, never its content. The
+    // whole file with trailing white space removed, or only its first line (password files).
+    std::string secret_file(const Section& s, const std::string& key, bool first_line_only,
+                            AppConfig& cfg) const {
         std::string path = resolve(*string(s, key));
         std::string why;
         auto content = read_file(path, why);
         if (!content)
             fail(line(s, key), fmt::format("{}: cannot read {}: {}", s.key_path(key), path, why));
+        cfg.secret_files.push_back(path);
+        if (first_line_only) return first_line(*content);
         return trim_trailing_newlines(std::move(*content));
     }
 
@@ -351,26 +421,58 @@ void check_key(std::string_view key, std::string_view what) {
     }
 }
 
-#define QUEUER_WORKER_KEYS                                                                          \
-    {"name",           "max_concurrency", "on_error", "heartbeat_interval", "shutdown_grace", \
-     "isolation",      "poll_interval",   "prefetch", "max_result_bytes"}
+#define QUEUER_WORKER_KEYS                                                                   \
+    {                                                                                        \
+        "name", "max_concurrency", "on_error", "heartbeat_interval", "shutdown_grace",       \
+            "isolation", "poll_interval", "prefetch", "max_result_bytes", "task_environment" \
+    }
 
 void apply_defaults_without_file(AppConfig& cfg) {
     cfg.worker.name = default_worker_name();
+    if (const char* n = env_value("QUEUER_WORKER_NAME"))
+        cfg.worker.name = expand_worker_name(n, "QUEUER_WORKER_NAME");
     cfg.worker.max_concurrency = default_max_concurrency();
 }
 
+// The password from the systemd credential db-password, unless QUEUER_DB_PASSWORD is set.
+bool apply_password_credential(AppConfig& cfg) {
+    if (std::getenv("QUEUER_DB_PASSWORD") != nullptr) return false;
+    std::string path;
+    auto cred = read_credential("db-password", path);
+    if (!cred) return false;
+    cfg.database.password = first_line(*cred);
+    cfg.password_source = "systemd credential db-password";
+    return true;
+}
+
+// The key from the systemd credential encryption-key, unless QUEUER_ENCRYPTION_KEY is set.
+bool apply_key_credential(AppConfig& cfg) {
+    if (env_value("QUEUER_ENCRYPTION_KEY")) return false;
+    std::string path;
+    auto cred = read_credential("encryption-key", path);
+    if (!cred) return false;
+    std::string key = trim_trailing_newlines(std::move(*cred));
+    if (key.empty()) return false;
+    check_key(key, "systemd credential encryption-key");
+    cfg.encryption_key = std::move(key);
+    cfg.encryption_key_source = "systemd credential encryption-key";
+    return true;
+}
+
 void parse_worker(const Loader& L, const Section& root, AppConfig& cfg, bool require_worker) {
-    Section w = L.subsection(root, "worker",
-                             QUEUER_WORKER_KEYS);
+    Section w = L.subsection(root, "worker", QUEUER_WORKER_KEYS);
     if (!root.find("worker") && require_worker)
         L.fail(root.line, "worker is required (with worker.name and worker.max_concurrency)");
     auto name = L.string(w, "name");
-    if (name) {
+    if (const char* env_name = env_value("QUEUER_WORKER_NAME")) {
+        cfg.worker.name = expand_worker_name(env_name, "QUEUER_WORKER_NAME");
+    } else if (name) {
         if (name->empty()) L.fail(L.line(w, "name"), "worker.name must not be empty");
-        if (name->size() > 100)
-            L.fail(L.line(w, "name"), "worker.name must be at most 100 characters");
-        cfg.worker.name = *name;
+        try {
+            cfg.worker.name = expand_worker_name(*name, "worker.name");
+        } catch (const Error& e) {
+            L.fail(L.line(w, "name"), e.what());
+        }
     } else if (require_worker) {
         L.fail(w.line, "worker.name is required");
     } else {
@@ -413,6 +515,33 @@ void parse_worker(const Loader& L, const Section& root, AppConfig& cfg, bool req
     // At least 1 kB (an error text must fit); at most 1 GB, PostgreSQL's limit for one value.
     if (auto n = L.size(w, "max_result_bytes", 1024, 1024ull * 1024 * 1024))
         cfg.worker.max_result_bytes = static_cast<size_t>(*n);
+    // Extra variables for task-runner children: names, or prefixes ending in '*'.
+    if (const Entry* e = w.find("task_environment"); e && e->value && !e->value.IsNull()) {
+        if (!e->value.IsSequence())
+            L.fail(e->value,
+                   "worker.task_environment must be a list of variable names, e.g. "
+                   "[ACME_URL, \"AWS_*\"]");
+        for (size_t i = 0; i < e->value.size(); ++i) {
+            const YAML::Node item = e->value[i];
+            bool ok = item.IsScalar() && !item.Scalar().empty();
+            if (ok) {
+                const std::string& n = item.Scalar();
+                for (size_t k = 0; k < n.size(); ++k) {
+                    unsigned char c = static_cast<unsigned char>(n[k]);
+                    bool star_at_end = c == '*' && k + 1 == n.size() && k > 0;
+                    if (!(std::isalnum(c) || c == '_' || star_at_end) ||
+                        (k == 0 && std::isdigit(c)))
+                        ok = false;
+                }
+            }
+            if (!ok)
+                L.fail(item, fmt::format("worker.task_environment[{}] must be a variable name "
+                                         "(letters, digits, _), optionally ending in * for a "
+                                         "prefix",
+                                         i));
+            cfg.worker.task_environment.push_back(item.Scalar());
+        }
+    }
 }
 
 void parse_database(const Loader& L, const Section& root, AppConfig& cfg) {
@@ -435,10 +564,18 @@ void parse_database(const Loader& L, const Section& root, AppConfig& cfg) {
     if (has_password && has_file)
         L.fail(L.line(d, "password_file"),
                "set database.password or database.password_file, not both");
-    if (auto v = L.string(d, "password")) db.password = *v;
-    // QUEUER_DB_PASSWORD wins; the file is then not even read.
-    if (has_file && std::getenv("QUEUER_DB_PASSWORD") == nullptr)
-        db.password = L.secret_file(d, "password_file");
+    if (auto v = L.string(d, "password")) {
+        db.password = *v;
+        cfg.password_source = "database.password";
+    }
+    // QUEUER_DB_PASSWORD wins, then the systemd credential db-password; the file is then not
+    // even read.
+    if (std::getenv("QUEUER_DB_PASSWORD") != nullptr) {
+        cfg.password_source = "QUEUER_DB_PASSWORD";
+    } else if (!apply_password_credential(cfg) && has_file) {
+        db.password = L.secret_file(d, "password_file", true, cfg);
+        cfg.password_source = L.resolve(*L.string(d, "password_file"));
+    }
 
     db.apply_env();
     try {
@@ -496,10 +633,11 @@ void parse_encryption(const Loader& L, const Section& root, AppConfig& cfg) {
         check_key(cfg.encryption_key, "QUEUER_ENCRYPTION_KEY");
         return;
     }
+    if (apply_key_credential(cfg)) return;
     auto file = L.string(s, "key_file");
     if (!file) return;
     std::string path = L.resolve(*file);
-    std::string key = L.secret_file(s, "key_file");
+    std::string key = L.secret_file(s, "key_file", false, cfg);
     if (key.empty())
         L.fail(L.line(s, "key_file"), fmt::format("encryption.key_file: {} is empty", path));
     try {
@@ -558,11 +696,17 @@ AppConfig load_app_config() {
     AppConfig cfg;
     apply_defaults_without_file(cfg);
     cfg.database = DatabaseConfig::from_env();
+    if (std::getenv("QUEUER_DB_PASSWORD") != nullptr)
+        cfg.password_source = "QUEUER_DB_PASSWORD";
+    else
+        apply_password_credential(cfg);
     cfg.database.validate();
     if (const char* k = env_value("QUEUER_ENCRYPTION_KEY")) {
         check_key(k, "QUEUER_ENCRYPTION_KEY");
         cfg.encryption_key = k;
         cfg.encryption_key_source = "QUEUER_ENCRYPTION_KEY";
+    } else {
+        apply_key_credential(cfg);
     }
     return cfg;
 }
@@ -595,8 +739,7 @@ AppConfig load_app_config(const std::string& path, bool require_worker) {
     parse_http(L, top, cfg);
 
     if (cfg.worker.heartbeat_interval >= cfg.master.worker_stale_threshold) {
-        const Section w = L.subsection(top, "worker",
-                                       QUEUER_WORKER_KEYS);
+        const Section w = L.subsection(top, "worker", QUEUER_WORKER_KEYS);
         L.fail(L.line(w, "heartbeat_interval"),
                fmt::format("worker.heartbeat_interval ({} ms) must be well under "
                            "master.worker_stale_threshold ({} s), or live workers look stale",

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -23,6 +24,8 @@
 #include <optional>
 
 #include "crash_report.hpp"
+#include "child_env.hpp"
+#include "file_checks.hpp"
 #include "isolation.hpp"
 #include "logging.hpp"
 #include "ops.hpp"
@@ -41,6 +44,56 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr const char* kVersion = "0.1.0";
+
+// Exit statuses (docs/man/queuerd.8.md, EXIT STATUS; the unit's Restart= rules rely on them).
+// 78 (kExitConfig, startup.hpp): a permanent configuration error met at start.
+constexpr int kExitOk = 0;          // clean stop: SIGTERM/SIGINT, or an operator's stop
+constexpr int kExitInvalid = 1;     // invalid configuration or usage
+constexpr int kExitUnwritten = 74;  // EX_IOERR: job outcomes could not be written at shutdown
+constexpr int kExitStale = 75;      // EX_TEMPFAIL: the master declared this worker stale
+
+// Refuses (or, with --allow-insecure-permissions, warns about) a configuration file, plugin or
+// secret file that users other than root and queuerd's own could change, or (secrets) read.
+void check_trusted_files(const queuer::AppConfig& cfg, bool allow_insecure,
+                         const std::function<void(const std::string&)>& warn) {
+    auto check = [&](const std::string& path, FileKind kind) {
+        auto why = insecure_file(path, kind);
+        if (!why) return;
+        std::string msg = fmt::format("{} {}: {}", to_string(kind), path, *why);
+        if (allow_insecure) {
+            warn(msg + " (allowed by --allow-insecure-permissions)");
+            return;
+        }
+        throw queuer::Error(
+            queuer::ErrorKind::Config,
+            fmt::format("{}; queuerd refuses files that other users could {} (fix the owner or "
+                        "mode, or start queuerd with --allow-insecure-permissions to only warn)",
+                        msg, kind == FileKind::Secret ? "read or change" : "change"));
+    };
+    if (!cfg.source.empty()) check(cfg.source, FileKind::Config);
+    for (const auto& p : cfg.plugins) check(p.path, FileKind::Plugin);
+    for (const auto& f : cfg.secret_files) check(f, FileKind::Secret);
+    for (const auto& name : cfg.worker.task_environment)
+        if (secret_variable(name))
+            warn(
+                fmt::format("worker.task_environment: {} is never passed to tasks (it holds "
+                            "queuerd's own secrets or settings)",
+                            name));
+}
+
+// Loads the configured plugins in order; a refusal names the entry as FILE:LINE.
+std::unique_ptr<PluginHost> load_plugins(const queuer::AppConfig& cfg) {
+    auto host = std::make_unique<PluginHost>();
+    for (const auto& p : cfg.plugins) {
+        try {
+            host->load(p.path);
+        } catch (const queuer::Error& e) {
+            if (p.where.empty()) throw;
+            throw queuer::Error(e.kind(), fmt::format("{}: {}", p.where, e.what()));
+        }
+    }
+    return host;
+}
 
 // Ends queuerd with one line and an exit status (thrown out of run()).
 struct StartupError {
@@ -246,12 +299,13 @@ std::unique_ptr<queuer::Queuer> connect_worker(const queuer::AppConfig& cfg, Ops
     }
 }
 
-int run(const std::string& config_path) {
+int run(const std::string& config_path, bool allow_insecure) {
     Daemon d;
     d.config_path = config_path;
     d.cfg = load(config_path);
     setup_logging(d.cfg.log_level, d.cfg.log_format);
     crash::install(syslog_prefix_on_stderr());
+    check_trusted_files(d.cfg, allow_insecure, [](const std::string& m) { spdlog::warn("{}", m); });
     spdlog::info("queuerd {} starting: worker {}, max concurrency {}, {} isolation, database {}",
                  kVersion, d.cfg.worker.name, d.cfg.worker.max_concurrency,
                  queuer::to_string(d.cfg.worker.isolation), d.cfg.database.describe());
@@ -268,7 +322,7 @@ int run(const std::string& config_path) {
     }
     std::vector<std::string> paths;
     for (const auto& p : d.cfg.plugins) paths.push_back(p.path);
-    d.plugins = std::make_unique<PluginHost>(paths);
+    d.plugins = load_plugins(d.cfg);
     for (const auto& info : d.plugins->plugins())
         spdlog::info("plugin {} ({}): tasks {}; next-interval functions {}", info.path, info.name,
                      fmt::join(info.tasks, ", "), fmt::join(info.next_interval_funcs, ", "));
@@ -276,6 +330,7 @@ int run(const std::string& config_path) {
         IsolationOptions io;
         io.runner_path = default_runner_path();
         io.plugin_paths = paths;
+        io.task_environment = d.cfg.worker.task_environment;
         d.processes = std::make_unique<ProcessPool>(io);
         d.processes->prestart(1);  // fail fast when the runner or a plugin cannot start
     }
@@ -360,16 +415,22 @@ int run(const std::string& config_path) {
     // No HTTP request may read the worker past this point.
     d.ops->attach(nullptr);
     d.ops->stop();
-    // 74: outcomes that could not be written (their rids are logged); 75: the master declared
-    // this worker stale and took its jobs back. systemd restarts both (Restart=on-failure).
-    int code = 0;
-    if (d.worker->unwritten_jobs() > 0) {
-        code = 74;
-        spdlog::error("exiting with status 74: {} job outcomes could not be written",
-                      d.worker->unwritten_jobs());
-    } else if (d.worker->stop_cause() == queuer::StopCause::Stale) {
-        code = 75;
-        spdlog::warn("exiting with status 75: the master declared this worker stale");
+    // The exit status tells systemd whether to start us again (Restart=on-failure).
+    int status = kExitOk;
+    const auto cause = d.worker->stop_cause();
+    if (size_t unwritten = d.worker->unwritten_jobs(); unwritten > 0) {
+        spdlog::error(
+            "{} job outcomes could not be written to the database (their rids are logged "
+            "above); exiting with status {}",
+            unwritten, kExitUnwritten);
+        status = kExitUnwritten;
+    } else if (cause == queuer::StopCause::Stale) {
+        spdlog::warn(
+            "the master declared this worker stale (no heartbeat for longer than "
+            "master.worker_stale_threshold) and requeued its jobs; exiting with status {} so "
+            "that the service manager starts a fresh worker",
+            kExitStale);
+        status = kExitStale;
     }
     if (d.worker->stuck_tasks() > 0) {
         // A task ignored cancellation and still runs plugin code: unloading the plugins under it
@@ -379,13 +440,13 @@ int run(const std::string& config_path) {
             "the plugins",
             d.worker->stuck_tasks());
         spdlog::shutdown();
-        std::_Exit(code);
+        std::_Exit(status);
     }
     d.worker.reset();
     d.processes.reset();
     d.plugins.reset();
-    if (code == 0) spdlog::info("stopped cleanly");
-    return code;
+    if (status == kExitOk) spdlog::info("stopped cleanly ({})", queuer::to_string(cause));
+    return status;
 }
 
 // The connection options libpq would refuse, checked before any connection (for --check; a
@@ -406,12 +467,17 @@ void check_connection_options(const queuer::DatabaseConfig& db) {
 int daemon_main(int argc, char** argv) {
     CLI::App app{"queuerd: a job queue daemon on PostgreSQL"};
     std::string config_path;
-    bool check = false, version = false, connect = false;
-    app.add_option("-c,--config", config_path, "YAML configuration file")->check(CLI::ExistingFile);
+    bool check = false, version = false, connect = false, allow_insecure = false;
+    // No CLI::ExistingFile: the loader reports a missing file itself ("FILE: cannot read the
+    // configuration file: ..."), with exit status 1 like every configuration error.
+    app.add_option("-c,--config", config_path, "YAML configuration file")->type_name("FILE");
     app.add_flag("--check", check,
                  "Validate the configuration, load the plugins, list their tasks; touch no job");
     app.add_flag("--connect", connect,
                  "With --check: also connect to the database and look at the schema");
+    app.add_flag("--allow-insecure-permissions", allow_insecure,
+                 "Warn instead of refusing a configuration file, plugin or secret file that "
+                 "other users could change (or, for secrets, read)");
     app.add_flag("-V,--version", version, "Print the version");
     app.footer(
         "Without --config everything comes from the environment (QUEUER_DB_*, "
@@ -426,7 +492,7 @@ int daemon_main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) return app.exit(e);
         std::cerr << "queuerd: " << e.what() << " (see queuerd --help)\n";
-        return 2;
+        return kExitInvalid;
     }
     if (version) {
         std::cout << fmt::format("queuerd {} (schema version {}, plugin ABI {}.{})\n", kVersion,
@@ -437,13 +503,17 @@ int daemon_main(int argc, char** argv) {
     try {
         if (check) {
             auto cfg = load(config_path);
+            check_trusted_files(cfg, allow_insecure, [](const std::string& m) {
+                std::cerr << "queuerd: warning: " << m << "\n";
+            });
             std::vector<std::string> paths;
             for (const auto& p : cfg.plugins) paths.push_back(p.path);
-            PluginHost host(paths);
+            auto host = load_plugins(cfg);
             if (cfg.worker.isolation == queuer::Isolation::Process) {
                 IsolationOptions io;
                 io.runner_path = default_runner_path();
                 io.plugin_paths = paths;
+                io.task_environment = cfg.worker.task_environment;
                 ProcessPool pool(io);
                 pool.prestart(1);
             }
@@ -484,15 +554,21 @@ int daemon_main(int argc, char** argv) {
                       << cfg.worker.max_concurrency << ", isolation "
                       << queuer::to_string(cfg.worker.isolation) << "\n"
                       << "database: " << db_line << "\n"
-                      << "encryption: " << (cfg.encryption_key.empty() ? "off" : "on") << "\n"
-                      << host.listing();
-            return 0;
+                      << "database password: "
+                      << (cfg.database.password.empty() ? "none" : "from " + cfg.password_source)
+                      << "\n"
+                      << "encryption: "
+                      << (cfg.encryption_key.empty() ? "off"
+                                                     : "on, key from " + cfg.encryption_key_source)
+                      << "\n"
+                      << host->listing();
+            return kExitOk;
         }
         if (connect) {
             std::cerr << "queuerd: --connect goes with --check\n";
-            return 2;
+            return kExitInvalid;
         }
-        return run(config_path);
+        return run(config_path, allow_insecure);
     } catch (const StartupError& e) {
         // One line, through the configured log format when logging is set up.
         if (spdlog::default_logger_raw() && spdlog::default_logger_raw()->name() == "queuerd")
@@ -504,7 +580,7 @@ int daemon_main(int argc, char** argv) {
     } catch (const std::exception& e) {
         std::cerr << "queuerd: " << e.what() << "\n";
         sd_notifyf(0, "STATUS=failed: %s", e.what());
-        return 1;
+        return kExitInvalid;
     }
 }
 

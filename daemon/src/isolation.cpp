@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "child_env.hpp"
 #include "queuer/error.hpp"
 #include "queuer/model.hpp"
 
@@ -205,7 +206,11 @@ struct ProcessPool::State {
     bool spawn_stop = false;
     std::thread spawner;
 
+    // The children's environment: an allow-list, never queuerd's secrets (child_env.hpp).
+    std::vector<std::string> env_strings;
+
     explicit State(IsolationOptions o) : options(std::move(o)) {
+        env_strings = task_runner_environment(options.task_environment);
         argv_strings.push_back(options.runner_path);
         for (const auto& a : options.runner_args) argv_strings.push_back(a);
         argv_strings.push_back("--fd");
@@ -271,9 +276,11 @@ struct ProcessPool::State {
     Spawned fork_exec() {
         int sv[2];
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return {-1, -1, errno};
-        std::vector<char*> argv;
+        std::vector<char*> argv, envp;
         for (auto& s : argv_strings) argv.push_back(s.data());
         argv.push_back(nullptr);
+        for (auto& s : env_strings) envp.push_back(s.data());
+        envp.push_back(nullptr);
         const char* path = argv_strings[0].c_str();
         pid_t parent = ::getpid();
 
@@ -296,7 +303,7 @@ struct ProcessPool::State {
             sigset_t none;
             sigemptyset(&none);
             ::sigprocmask(SIG_SETMASK, &none, nullptr);
-            ::execve(path, argv.data(), environ);
+            ::execve(path, argv.data(), envp.data());
             ::_exit(127);
         }
         ::close(sv[1]);

@@ -28,6 +28,9 @@ struct IsolationOptions {
     std::string runner_path;
     std::vector<std::string> runner_args;
     std::vector<std::string> plugin_paths;
+    // Variables (names or PREFIX_*) passed to the children beyond the default allow-list
+    // (worker.task_environment; child_env.hpp). Secrets are never passed.
+    std::vector<std::string> task_environment;
     // After a job is cancelled or passes its deadline, how long the child may take to return
     // before it is killed (SIGKILL) and replaced.
     std::chrono::milliseconds kill_grace{std::chrono::seconds(2)};

@@ -16,6 +16,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "file_checks.hpp"
 #include "queuer/error.hpp"
 #include "queuer/json.hpp"
 #include "queuer/log.hpp"
@@ -431,6 +432,8 @@ void PluginHost::load(const std::string& path) {
     auto loaded = std::make_unique<Loaded>();
     loaded->path = path;
 
+    // A truncated or foreign file must never reach dlopen (a truncated one dies of SIGBUS there).
+    check_elf_plugin(path);
     dlerror();
     loaded->handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!loaded->handle) {

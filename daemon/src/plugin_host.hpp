@@ -94,6 +94,7 @@ class PluginHost {
 
     // dlopen()s `path` (RTLD_NOW | RTLD_LOCAL), checks the version block, runs init and adds the
     // plugin's tasks and functions. Throws queuer::Error(ErrorKind::Plugin) naming the file: it
+    // is not a complete ELF shared object for this machine (check_elf_plugin, before dlopen),
     // cannot be opened (dlerror), has no entry point, was built for another ABI major (expected
     // and found) or a newer minor, its init fails, or it registers a name another loaded plugin
     // (named too) already has. A refused plugin leaves the host unchanged.

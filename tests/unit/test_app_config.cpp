@@ -21,7 +21,8 @@ namespace {
 const char* const kVars[] = {
     "QUEUER_DB_HOST",     "QUEUER_DB_PORT",           "QUEUER_DB_DATABASE",
     "QUEUER_DB_USERNAME", "QUEUER_DB_PASSWORD",       "QUEUER_DB_SCHEMA",
-    "QUEUER_DB_SSLMODE",  "QUEUER_DB_WITH_TIMESCALE", "QUEUER_ENCRYPTION_KEY"};
+    "QUEUER_DB_SSLMODE",  "QUEUER_DB_WITH_TIMESCALE", "QUEUER_ENCRYPTION_KEY",
+    "QUEUER_WORKER_NAME", "CREDENTIALS_DIRECTORY"};
 
 const char* const kKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
@@ -407,7 +408,9 @@ TEST_F(AppConfigTest, NoFileTakesEverythingFromTheEnvironment) {
 #ifdef QUEUER_EXAMPLE_CONFIG
 TEST_F(AppConfigTest, ExampleConfigLoads) {
     auto c = load_app_config(QUEUER_EXAMPLE_CONFIG);
-    EXPECT_EQ(c.worker.name, "example-worker");
+    char host[256] = {};
+    ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+    EXPECT_EQ(c.worker.name, std::string("queuerd-") + host);  // name: queuerd-%H
     EXPECT_EQ(c.worker.max_concurrency, 8);
     ASSERT_EQ(c.plugins.size(), 1u);
     EXPECT_EQ(c.plugins[0].path, "/usr/lib/queuerd/plugins/libqueuer_examples.so");
@@ -466,4 +469,116 @@ TEST_F(AppConfigTest, HttpListenAndLogFormat) {
     EXPECT_NE(e.find("logging.format must be one of text | json | journal"), std::string::npos) << e;
     e = error_of(std::string(kMinimal) + "http:\n  port: 1\n");
     EXPECT_NE(e.find("unknown key http.port"), std::string::npos) << e;
+}
+
+TEST_F(AppConfigTest, PasswordFileIsItsFirstLine) {
+    // `echo secret > file`, an editor's CRLF, and a second line that is not part of it.
+    for (auto [content, expect] : {std::pair{"s3cret\n", "s3cret"}, std::pair{"s3cret", "s3cret"},
+                                   std::pair{"s3cret\r\n", "s3cret"},
+                                   std::pair{"s3cret\nsecond line\n", "s3cret"},
+                                   std::pair{" spaced pw \n", " spaced pw "}}) {
+        write("pw", content);
+        auto c = load_app_config(config(std::string(kMinimal) + "database:\n  password_file: pw\n"));
+        EXPECT_EQ(c.database.password, expect) << content;
+        EXPECT_EQ(c.password_source, (dir_ / "pw").string());
+        ASSERT_EQ(c.secret_files.size(), 1u);
+        EXPECT_EQ(c.secret_files[0], (dir_ / "pw").string());
+    }
+    // The key file is the whole file, trailing white space removed.
+    write("key", std::string(kKey) + "\n\n");
+    auto c = load_app_config(config(std::string(kMinimal) + "encryption:\n  key_file: key\n"));
+    EXPECT_EQ(c.encryption_key, kKey);
+    ASSERT_EQ(c.secret_files.size(), 1u);
+    EXPECT_EQ(c.secret_files[0], (dir_ / "key").string());
+}
+
+TEST_F(AppConfigTest, SystemdCredentialsGiveThePasswordAndTheKey) {
+    auto creds = dir_ / "creds";
+    std::filesystem::create_directories(creds);
+    std::ofstream((creds / "db-password").string()) << "from-credential\nignored\n";
+    std::ofstream((creds / "encryption-key").string()) << kKey << "\n";
+    write("pw", "from-file\n");
+    set("CREDENTIALS_DIRECTORY", creds.c_str());
+
+    // The credential wins over password_file (not even read) and key_file.
+    auto c = load_app_config(config(std::string(kMinimal) +
+                                    "database:\n  password_file: missing\n"
+                                    "encryption:\n  key_file: missing-key\n"));
+    EXPECT_EQ(c.database.password, "from-credential");
+    EXPECT_EQ(c.password_source, "systemd credential db-password");
+    EXPECT_EQ(c.encryption_key, kKey);
+    EXPECT_EQ(c.encryption_key_source, "systemd credential encryption-key");
+    EXPECT_TRUE(c.secret_files.empty());
+
+    // Without a file too.
+    auto env_only = load_app_config();
+    EXPECT_EQ(env_only.database.password, "from-credential");
+    EXPECT_EQ(env_only.encryption_key, kKey);
+
+    // The environment wins over the credential.
+    set("QUEUER_DB_PASSWORD", "from-env");
+    c = load_app_config(config(std::string(kMinimal)));
+    EXPECT_EQ(c.database.password, "from-env");
+    EXPECT_EQ(c.password_source, "QUEUER_DB_PASSWORD");
+    ::unsetenv("QUEUER_DB_PASSWORD");
+
+    // A blank credential (the unit's SetCredential=NAME:\n default) counts as not given.
+    std::ofstream((creds / "db-password").string(), std::ios::trunc) << "\n";
+    std::ofstream((creds / "encryption-key").string(), std::ios::trunc);
+    c = load_app_config(config(std::string(kMinimal) + "database:\n  password_file: pw\n"));
+    EXPECT_EQ(c.database.password, "from-file");
+    EXPECT_TRUE(c.encryption_key.empty());
+
+    // A malformed key credential is named, never shown.
+    std::ofstream((creds / "encryption-key").string()) << "topsecretvalue\n";
+    auto e = error_of(std::string(kMinimal));
+    EXPECT_NE(e.find("systemd credential encryption-key"), std::string::npos) << e;
+    EXPECT_EQ(e.find("topsecretvalue"), std::string::npos) << e;
+}
+
+TEST_F(AppConfigTest, WorkerNameSpecifiersAndOverride) {
+    char host[256] = {};
+    ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+    auto c = load_app_config(config("worker:\n  name: w-%H-100%%\n  max_concurrency: 1\n"));
+    EXPECT_EQ(c.worker.name, std::string("w-") + host + "-100%");
+
+    auto e = error_of("worker:\n  name: w-%x\n  max_concurrency: 1\n");
+    EXPECT_EQ(e.rfind(at(2), 0), 0u) << e;
+    EXPECT_NE(e.find("unknown specifier %x"), std::string::npos) << e;
+
+    set("QUEUER_WORKER_NAME", "replica-%H");
+    c = load_app_config(config("worker:\n  name: from-file\n  max_concurrency: 1\n"));
+    EXPECT_EQ(c.worker.name, std::string("replica-") + host);
+    // It also satisfies the required worker.name.
+    c = load_app_config(config("worker:\n  max_concurrency: 1\n"));
+    EXPECT_EQ(c.worker.name, std::string("replica-") + host);
+    EXPECT_EQ(load_app_config().worker.name, std::string("replica-") + host);
+}
+
+TEST_F(AppConfigTest, TaskEnvironment) {
+    auto c = load_app_config(config(std::string(kMinimal) +
+                                    "  task_environment: [ACME_URL, \"AWS_*\", http_proxy]\n"));
+    EXPECT_EQ(c.worker.task_environment,
+              (std::vector<std::string>{"ACME_URL", "AWS_*", "http_proxy"}));
+    EXPECT_TRUE(load_app_config(config(kMinimal)).worker.task_environment.empty());
+    auto e = error_of(std::string(kMinimal) + "  task_environment: ACME_URL\n");
+    EXPECT_NE(e.find("worker.task_environment must be a list"), std::string::npos) << e;
+    e = error_of(std::string(kMinimal) + "  task_environment: [\"A B\"]\n");
+    EXPECT_EQ(e.rfind(at(4), 0), 0u) << e;
+    EXPECT_NE(e.find("worker.task_environment[0]"), std::string::npos) << e;
+    e = error_of(std::string(kMinimal) + "  task_environment: [\"*\"]\n");
+    EXPECT_NE(e.find("worker.task_environment[0]"), std::string::npos) << e;
+}
+
+TEST_F(AppConfigTest, BarePluginNamesAreRelativeToTheConfigFile) {
+    auto p = config(std::string(kMinimal) + "plugins:\n  - path: libmine.so\n");
+    // Load it through a relative path from the file's own directory, as `queuerd --config
+    // queuerd.yaml` would.
+    auto cwd = std::filesystem::current_path();
+    std::filesystem::current_path(dir_);
+    auto c = load_app_config("queuerd.yaml");
+    std::filesystem::current_path(cwd);
+    ASSERT_EQ(c.plugins.size(), 1u);
+    EXPECT_EQ(c.plugins[0].path, (dir_ / "libmine.so").string());
+    (void)p;
 }

@@ -25,7 +25,9 @@ enum class LogFormat { Text, Json, Journal };
 const char* to_string(LogFormat f);
 
 struct WorkerConfig {
-    std::string name;         // required in a file; default_worker_name() without one
+    // Required in a file; default_worker_name() without one. QUEUER_WORKER_NAME overrides it;
+    // "%H" in either is replaced by the host name ("%%" by "%").
+    std::string name;
     int max_concurrency = 1;  // 1..1000; required in a file; number of CPUs without one
     // Default on_error for jobs added without one; absent = run once, no timeout.
     std::optional<OnError> on_error;
@@ -37,6 +39,9 @@ struct WorkerConfig {
     int prefetch = 1000;
     // Results or errors larger than this end their job FAILED (EngineOptions::max_result_bytes).
     size_t max_result_bytes = 16u << 20;
+    // Variables passed to task-runner children (process isolation) on top of the default ones:
+    // names, or prefixes ending in '*' (see daemon/src/child_env.hpp).
+    std::vector<std::string> task_environment;
 };
 
 struct PluginConfig {
@@ -55,6 +60,12 @@ struct AppConfig {
     std::string encryption_key;
     // Where the key came from: "QUEUER_ENCRYPTION_KEY", the key file's path, or "" (none).
     std::string encryption_key_source;
+    // Where the database password came from: "QUEUER_DB_PASSWORD", "systemd credential
+    // db-password", the password file's path, "database.password", or "" (none given).
+    std::string password_source;
+    // The secret files read (database.password_file, encryption.key_file), for queuerd's
+    // permission checks.
+    std::vector<std::string> secret_files;
     LogLevel log_level = LogLevel::Info;
     LogFormat log_format = LogFormat::Text;
     // http.listen: "HOST:PORT" for /metrics, /healthz, /readyz; empty = no HTTP endpoint.

@@ -70,7 +70,8 @@ typedef struct queuer_plugin_reg queuer_plugin_reg;
 typedef struct queuer_host_api queuer_host_api;
 
 /* What a task is called with. Owned by the host, valid during the call. Fields appended in later
- * minors are only present when `size` covers them (check with QUEUER_HAS_FIELD). */
+ * minors are only present when `size` covers them (check with
+ * QUEUER_HAS_FIELD(call, queuer_task_call, field)). */
 typedef struct queuer_task_call {
     uint32_t size;               /* sizeof(queuer_task_call) as the host was built */
     const queuer_host_api* host; /* the host table (same pointer init received) */
@@ -100,7 +101,7 @@ typedef int (*queuer_next_interval_fn)(int64_t prev_us, int32_t count, int64_t* 
 
 /* The host function table. Owned by the host, valid from init until fini returns. Only ever
  * extended at the end; a plugin that uses an entry added in a later minor checks
- * QUEUER_HAS_FIELD(host, entry) first. Every function is thread-safe. */
+ * QUEUER_HAS_FIELD(host, queuer_host_api, entry) first. Every function is thread-safe. */
 struct queuer_host_api {
     uint32_t size; /* sizeof(queuer_host_api) as the host was built */
     uint16_t abi_major;
@@ -168,8 +169,9 @@ typedef struct queuer_plugin_def {
 
 typedef const queuer_plugin_def* (*queuer_plugin_entry_fn)(void);
 
-/* True when the struct pointed to by `ptr` (whose first field is its uint32_t size) contains
- * `field`. */
+/* True when the struct pointed to by `ptr`, of type `type` (whose first field is its uint32_t
+ * size), contains `field`: QUEUER_HAS_FIELD(call, queuer_task_call, keyed_json),
+ * QUEUER_HAS_FIELD(host, queuer_host_api, deadline_ms). Three arguments. */
 #define QUEUER_HAS_FIELD(ptr, type, field) \
     ((ptr)->size >= offsetof(type, field) + sizeof(((type*)0)->field))
 

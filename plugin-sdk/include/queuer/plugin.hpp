@@ -33,6 +33,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "queuer/plugin.h"
 
@@ -268,6 +269,15 @@ class Registry {
         check(host_->register_next_interval(reg_, e.name.c_str(), &Registry::call_next, &e),
               e.name);
     }
+    // Runs `fn` when the plugin is unloaded (queuerd stopping), after every task has returned,
+    // before the file is closed: release what the setup body acquired (threads, connections,
+    // library handles). Callbacks run in reverse order of registration; the host table (log)
+    // still works in them; an exception is logged and the next callback runs. A setup body that
+    // fails (throws) has its callbacks run at once. Only valid during the setup body.
+    void on_unload(std::function<void()> fn) {
+        if (!reg_) throw std::logic_error("on_unload() is only valid during the setup body");
+        unload_.back().push_back(std::move(fn));
+    }
     const queuer_host_api& host() const { return *host_; }
     // Logs outside of any job (e.g. during setup).
     void log(Level level, std::string_view text) const {
@@ -276,13 +286,15 @@ class Registry {
 
     // Runs `setup` with the host table; never lets an exception out.
     // A host that loads the same file twice (or two hosts in one process) calls init twice and
-    // fini twice: entries accumulate and are dropped only after the last fini.
+    // fini twice: entries accumulate and are dropped only after the last fini; each fini runs
+    // the on_unload callbacks of the most recent init still in effect.
     template <class Setup>
     int init(const queuer_host_api* host, queuer_plugin_reg* reg, Setup&& setup) noexcept {
         host_ = host;
         reg_ = reg;
         int rc = QUEUER_OK;
         try {
+            unload_.emplace_back();
             setup(*this);
         } catch (const std::exception& e) {
             log(Level::Error, std::string("plugin init failed: ") + e.what());
@@ -292,10 +304,15 @@ class Registry {
             rc = QUEUER_ERROR;
         }
         reg_ = nullptr;
-        if (rc == QUEUER_OK) ++inits_;
+        if (rc == QUEUER_OK) {
+            ++inits_;
+        } else if (!unload_.empty()) {
+            run_unload();  // the host calls no fini after a failed init
+        }
         return rc;
     }
     void fini() noexcept {
+        if (!unload_.empty()) run_unload();
         if (inits_ > 0 && --inits_ == 0) {
             tasks_.clear();
             funcs_.clear();
@@ -311,6 +328,29 @@ class Registry {
         std::string name;
         NextIntervalFunc fn;
     };
+
+    // Runs and drops the newest generation of on_unload callbacks, newest first.
+    void run_unload() noexcept {
+        std::vector<std::function<void()>> fns;
+        try {
+            fns = std::move(unload_.back());
+            unload_.pop_back();
+        } catch (...) {
+            return;
+        }
+        for (auto it = fns.rbegin(); it != fns.rend(); ++it) {
+            try {
+                (*it)();
+            } catch (const std::exception& e) {
+                try {
+                    log(Level::Error, std::string("on_unload callback failed: ") + e.what());
+                } catch (...) {
+                }
+            } catch (...) {
+                log(Level::Error, "on_unload callback failed: unknown exception");
+            }
+        }
+    }
 
     static void check(int rc, const std::string& name) {
         if (rc != QUEUER_OK) throw std::runtime_error("host refused to register \"" + name + "\"");
@@ -352,6 +392,7 @@ class Registry {
     queuer_plugin_reg* reg_ = nullptr;
     std::deque<TaskEntry> tasks_;  // deque: entries never move, the host keeps their address
     std::deque<FuncEntry> funcs_;
+    std::vector<std::vector<std::function<void()>>> unload_;  // one generation per init
     int inits_ = 0;  // queuerd runs init and fini of all plugins one at a time
 };
 
