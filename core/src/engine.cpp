@@ -128,60 +128,50 @@ Queuer::Engine::~Engine() {
     uv_check(uv_loop_close(&loop_), "uv_loop_close");
 }
 
+// Runs `fn` on the loop thread. Before start() the caller's thread owns the state and runs it
+// at once; after the loop has ended there is nothing left to change.
 void Queuer::Engine::post(std::function<void()> fn) {
-    {
-        std::lock_guard g(cmd_mu_);
-        commands_.push_back(std::move(fn));
+    std::unique_lock lk(cmd_mu_);
+    if (!loop_started_) {
+        lk.unlock();
+        fn();
+        return;
     }
-    // async_ stays open until the loop ends; after that nothing is posted (stop() joined).
-    if (thread_.joinable()) uv_async_send(&async_);
+    if (!async_open_) return;
+    commands_.push_back(std::move(fn));
+    uv_async_send(&async_);
 }
 
 void Queuer::Engine::add_task(std::string name, TaskFn fn) {
-    auto apply = [this, name = std::move(name), fn = std::move(fn)]() mutable {
+    post([this, name = std::move(name), fn = std::move(fn)]() mutable {
         task_names_.push_back(name);
         tasks_[std::move(name)] = std::move(fn);
         drained_ = false;
         maybe_claim();
-    };
-    if (thread_.joinable())
-        post(std::move(apply));
-    else
-        apply();
+    });
 }
 
 void Queuer::Engine::add_next_interval(std::string name, NextIntervalFunc fn) {
-    auto apply = [this, name = std::move(name), fn = std::move(fn)]() mutable {
+    post([this, name = std::move(name), fn = std::move(fn)]() mutable {
         nif_names_.push_back(name);
         nifs_[std::move(name)] = std::move(fn);
         drained_ = false;
         maybe_claim();
-    };
-    if (thread_.joinable())
-        post(std::move(apply));
-    else
-        apply();
+    });
 }
 
 void Queuer::Engine::set_max_concurrency(int n) {
     max_concurrency_ = n;
-    auto apply = [this, n] {
+    post([this, n] {
         concurrency_ = n;
-        if (claim_jobs_) exec_->set_threads(n);
+        if (phase_ != Phase::Created && claim_jobs_) exec_->set_threads(n);
         drained_ = false;
         maybe_claim();
-    };
-    if (thread_.joinable())
-        post(apply);
-    else
-        concurrency_ = n;
+    });
 }
 
 void Queuer::Engine::set_worker_on_error(std::optional<OnError> e) {
-    if (thread_.joinable())
-        post([this, e] { worker_on_error_ = e; });
-    else
-        worker_on_error_ = e;
+    post([this, e] { worker_on_error_ = e; });
 }
 
 // ---- start ----
@@ -214,10 +204,17 @@ void Queuer::Engine::start(bool claim) {
         exec_->set_threads(concurrency_);
     }
     max_concurrency_ = concurrency_;
+    loop_running_ = true;
+    {
+        std::lock_guard g(cmd_mu_);
+        loop_started_ = true;
+        async_open_ = true;
+    }
     thread_ = std::thread([this] {
         loop_start();
         uv_run(&loop_, UV_RUN_DEFAULT);
         set_phase(Phase::Stopped);
+        loop_running_ = false;
     });
     std::unique_lock lk(state_mu_);
     auto limit = std::chrono::seconds(q_.cfg_.connect_timeout_seconds + 5);
@@ -305,7 +302,7 @@ void Queuer::Engine::publish() {
 }
 
 bool Queuer::Engine::loop_healthy(std::chrono::milliseconds max_age) const {
-    if (!thread_.joinable()) return false;
+    if (!loop_running_) return false;
     auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       steady::now().time_since_epoch())
                       .count();
@@ -541,6 +538,10 @@ void Queuer::Engine::check_stop() {
 
 void Queuer::Engine::close_everything() {
     exec_->detach_wake();
+    {
+        std::lock_guard g(cmd_mu_);
+        async_open_ = false;
+    }
     for (auto* p : {listen_.get(), control_pipe_.get(), claim_pipe_.get(), finish_pipe_.get()})
         if (p) p->close();
     if (!handles_open_) return;

@@ -82,7 +82,8 @@ class Queuer::Engine {
     void stop(std::chrono::milliseconds grace);
     void post(std::function<void()> fn);
     bool started() const { return phase_pub_.load() != detail::Phase::Created; }
-    bool loop_running() const { return thread_.joinable(); }
+    // Safe from any thread (the HTTP endpoint asks while the main thread may be joining).
+    bool loop_running() const { return loop_running_.load(); }
     void add_task(std::string name, TaskFn fn);
     void add_next_interval(std::string name, NextIntervalFunc fn);
     void set_max_concurrency(int n);
@@ -188,6 +189,7 @@ class Queuer::Engine {
     // Commands from other threads.
     std::mutex cmd_mu_;
     std::vector<std::function<void()>> commands_;
+    bool loop_started_ = false, async_open_ = false;  // under cmd_mu_
 
     // ---- loop state ----
     detail::Phase phase_ = detail::Phase::Created;
@@ -232,6 +234,7 @@ class Queuer::Engine {
     std::atomic<size_t> stuck_{0}, unwritten_{0};
     std::atomic<StopCause> stop_cause_{StopCause::None};
     std::atomic<int64_t> last_tick_ms_{0};
+    std::atomic<bool> loop_running_{false};
     std::atomic<bool> listening_{false}, connected_{false};
     mutable std::mutex state_mu_;
     std::condition_variable state_cv_;

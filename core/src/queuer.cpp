@@ -80,9 +80,12 @@ void Queuer::update_worker_row() {
         .add_array(worker_.available_tasks)
         .add_array(worker_.available_next_interval)
         .add(worker_.max_concurrency);
-    // Only the fields we own; the status is changed by compare-and-set elsewhere.
+    // Only the fields we own; the status is changed by compare-and-set elsewhere. queuerd keeps
+    // its host and pid under options.queuerd (the reference clients ignore the key): kept.
     c->exec(
-        "UPDATE worker SET options = $2::jsonb, available_tasks = $3::varchar[], "
+        "UPDATE worker SET options = CASE WHEN jsonb_typeof(options -> 'queuerd') = 'object' "
+        "THEN $2::jsonb || jsonb_build_object('queuerd', options -> 'queuerd') ELSE $2::jsonb END, "
+        "available_tasks = $3::varchar[], "
         "available_next_interval = $4::varchar[], max_concurrency = $5::int, "
         "updated_at = CURRENT_TIMESTAMP WHERE rid = $1::uuid",
         p);
