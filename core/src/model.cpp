@@ -652,6 +652,22 @@ MasterSettings MasterSettings::from_json(std::string_view text) {
     if (text.empty()) return s;
     auto d = parse(text, "master.settings");
     if (!d.IsObject()) return s;
+    if (d.HasMember("lock_timeout_minutes")) {
+        // A Python master's shape: retention_archive in days, master_poll_interval in seconds,
+        // lock_timeout_minutes; its other thresholds are fixed (2 minutes stale) or absent.
+        auto get_in = [&](const char* k, double unit_ns, std::chrono::nanoseconds& out) {
+            auto it = d.FindMember(k);
+            if (it != d.MemberEnd() && it->value.IsNumber() && it->value.GetDouble() > 0 &&
+                it->value.GetDouble() * unit_ns < 9.2e18)
+                out = std::chrono::nanoseconds(
+                    static_cast<int64_t>(std::llround(it->value.GetDouble() * unit_ns)));
+        };
+        get_in("lock_timeout_minutes", 60e9, s.master_lock_timeout);
+        get_in("master_poll_interval", 1e9, s.master_poll_interval);
+        get_in("retention_archive", 86400e9, s.retention_archive);
+        s.worker_stale_threshold = std::chrono::minutes(2);
+        return s;
+    }
     auto get = [&](const char* k, std::chrono::nanoseconds& out) {
         auto it = d.FindMember(k);
         if (it != d.MemberEnd() && it->value.IsNumber() && it->value.GetDouble() > 0)

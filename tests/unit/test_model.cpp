@@ -482,6 +482,15 @@ TEST(MasterSettings, NonZeroFieldsKeptAndRoundTrip) {
 
 // ---- BatchJob ----
 
+TEST(MasterSettings, PythonMastersShapeIsReadInItsUnits) {
+    auto s = MasterSettings::from_json(
+        R"({"retention_archive": 30, "master_poll_interval": 30.0, "lock_timeout_minutes": 5})");
+    EXPECT_EQ(s.retention_archive, std::chrono::hours(24 * 30));
+    EXPECT_EQ(s.master_poll_interval, 30s);
+    EXPECT_EQ(s.master_lock_timeout, 5min);
+    EXPECT_EQ(s.worker_stale_threshold, 2min);
+}
+
 TEST(BatchJob, FromJsonReadsEveryField) {
     auto b = BatchJob::from_json(
         R"({"task":"echo","parameters":[1,"x"],"parameters_keyed":{"a":1},)"

@@ -173,7 +173,9 @@ struct MasterSettings {
     std::chrono::nanoseconds job_stale_threshold = std::chrono::hours(1);
 
     std::string to_json() const;
-    static MasterSettings from_json(std::string_view text);  // zero or missing fields -> defaults
+    // Zero or missing fields -> defaults. Also reads a Python master's shape
+    // ({"retention_archive": days, "master_poll_interval": seconds, "lock_timeout_minutes"}).
+    static MasterSettings from_json(std::string_view text);
 };
 
 struct Master {
