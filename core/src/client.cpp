@@ -250,18 +250,15 @@ Job Client::row_to_job(const db::Result& r, int i, Unreadable mode) const {
     auto sealed = [&](int col, const char* name) -> std::optional<std::string> {
         if (r.is_null(i, col) || r.get(i, col).size() <= 2) return std::nullopt;
         auto bytes = bytea_from_text(r.get(i, col));
-        bool pgcrypto = false;
-        std::string why;
         if (cipher_) {
             try {
                 return cipher_->open(bytes, fmt::format("job {}", j.rid));
-            } catch (const Error& e) {
-                pgcrypto = looks_like_pgcrypto(bytes);
-                why = pgcrypto ? std::string() : e.what();
+            } catch (const Error&) {
+                // Not ours to read: said below, the same way with or without a key.
             }
-        } else {
-            pgcrypto = looks_like_pgcrypto(bytes);
         }
+        const bool pgcrypto = looks_like_pgcrypto(bytes);
+        std::string why;
         if (pgcrypto)
             why = fmt::format(
                 "job {}: its {} were encrypted by a Go or Python queuer client (pgcrypto, with "
@@ -271,8 +268,10 @@ Job Client::row_to_job(const db::Result& r, int i, Unreadable mode) const {
             why = fmt::format(
                 "job {}: its {} are encrypted by queuerd; set QUEUER_ENCRYPTION_KEY to read them",
                 j.rid, name);
-        else if (why.empty())
-            why = fmt::format("job {}: its {} were sealed with another key", j.rid, name);
+        else
+            why =
+                fmt::format("job {}: its {} were sealed with another key (or the data was changed)",
+                            j.rid, name);
         if (mode == Unreadable::Throw) throw Error(ErrorKind::Crypto, why);
         j.unreadable.push_back(name);
         j.sealed_by = pgcrypto ? "pgcrypto" : "queuerd";
@@ -521,9 +520,11 @@ Job Client::readd_job_from_archive(std::string_view rid) {
             throw Error(ErrorKind::NotFound, fmt::format("job not found in archive: {}", rid));
         throw;
     }
-    if (!old.readable())
-        throw Error(ErrorKind::Crypto,
-                    fmt::format("cannot retry job {}: {}", old.rid, old.unreadable_reason));
+    // Its results do not matter here; its parameters do: never re-added without them.
+    for (const auto& col : old.unreadable)
+        if (col != "results")
+            throw Error(ErrorKind::Crypto,
+                        fmt::format("cannot retry job {}: {}", old.rid, old.unreadable_reason));
     // The options exactly as they were written (their writer's form: a Python client's job keeps
     // its float seconds and naive start), with the default on_error merged in when it had none.
     std::string raw = old.options_json;
