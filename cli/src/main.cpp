@@ -102,6 +102,7 @@ struct Args {
     bool strict = false;
     bool dry_run = false;
     bool all = false;
+    std::string compat;  // migrate --compat python|go
 };
 
 class Ctl {
@@ -223,24 +224,51 @@ int cmd_version(Ctl& ctl) {
     return kExitOk;
 }
 
-int cmd_migrate(Ctl& ctl) {
+int cmd_migrate(Ctl& ctl, const Args& a) {
+    std::optional<queuer::CompatForm> want;
+    if (!a.compat.empty()) {
+        try {
+            want = queuer::parse_compat_form(a.compat, "--compat");
+        } catch (const Error& e) {
+            usage(e.what(), "use --compat python (queuerPy shares the database) or --compat go");
+        }
+    }
     const auto& cfg = ctl.config();
     ctl.verbose("database " + cfg.database.describe());
     cfg.database.validate();
     auto conn = queuer::db::Connection::open(cfg.database);
     auto r = queuer::migrate(conn, cfg.database.timescaledb);
+    queuer::CompatChange ch;
+    if (want) {
+        ch = queuer::set_compat_form(conn, *want);
+    } else {
+        ch.from = ch.to = queuer::read_compat_form(conn);
+    }
     if (ctl.globals().json) {
-        ctl.json(fmt::format(
-            "{{\"schema\":{},\"from_version\":{},\"to_version\":{},\"timescaledb\":{}}}",
-            queuer::json::quote(cfg.database.schema), r.from_version, r.to_version,
-            r.timescaledb ? "true" : "false"));
-    } else if (r.from_version == r.to_version) {
+        ctl.json(
+            fmt::format("{{\"schema\":{},\"from_version\":{},\"to_version\":{},\"timescaledb\":{},"
+                        "\"compat\":\"{}\",\"previous_compat\":\"{}\",\"converted_live\":{},"
+                        "\"converted_archived\":{}}}",
+                        queuer::json::quote(cfg.database.schema), r.from_version, r.to_version,
+                        r.timescaledb ? "true" : "false", queuer::to_string(ch.to),
+                        queuer::to_string(ch.from), ch.live_converted, ch.archived_converted));
+        return kExitOk;
+    }
+    if (r.from_version == r.to_version) {
         ctl.out(fmt::format("schema {}: already at version {}{}\n", cfg.database.schema,
                             r.to_version, r.timescaledb ? " (TimescaleDB)" : ""));
     } else {
         ctl.out(fmt::format("schema {}: version {} -> {}{}\n", cfg.database.schema, r.from_version,
                             r.to_version, r.timescaledb ? " (TimescaleDB)" : ""));
     }
+    if (want && ch.from != ch.to)
+        ctl.out(fmt::format("options are now written for {} clients (was {})\n",
+                            queuer::to_string(ch.to), queuer::to_string(ch.from)));
+    else
+        ctl.out(fmt::format("options are written for {} clients\n", queuer::to_string(ch.to)));
+    if (ch.live_converted || ch.archived_converted)
+        ctl.out(fmt::format("rewrote the schedule of {} live and {} archived jobs in that form\n",
+                            ch.live_converted, ch.archived_converted));
     return kExitOk;
 }
 
@@ -889,8 +917,15 @@ int run(int argc, char** argv) {
             ->type_name("N");
     };
 
-    leaf(&app, "migrate", "Create or upgrade the schema", "  queuerctl migrate\n",
-         [&](Ctl& c) { return cmd_migrate(c); });
+    auto* migrate = leaf(&app, "migrate", "Create or upgrade the schema",
+                         "  queuerctl migrate\n  queuerctl migrate --compat go\n",
+                         [&](Ctl& c) { return cmd_migrate(c, a); });
+    migrate
+        ->add_option("--compat", a.compat,
+                     "Write job options for these clients: python (queuerPy: float seconds, "
+                     "naive times; the default) or go (integer nanoseconds, RFC 3339); stored in "
+                     "the database for every queuerd and queuerctl on it")
+        ->type_name("python|go");
     leaf(&app, "version", "Print the version", "  queuerctl version --json\n",
          [&](Ctl& c) { return cmd_version(c); });
 

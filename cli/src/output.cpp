@@ -148,10 +148,22 @@ std::string join(const std::vector<std::string>& v) {
 }  // namespace
 
 KeyValues job_kv(const queuer::Job& j) {
+    auto sealed = [&](const char* col) {
+        for (const auto& u : j.unreadable)
+            if (u == col) return true;
+        return false;
+    };
+    auto shown = [&](const char* col, const std::string& v) {
+        if (sealed(col)) return "(encrypted by " + j.sealed_by + ", unreadable here)";
+        return one_line(v);
+    };
     KeyValues kv = {
-        {"ID", std::to_string(j.id)},           {"RID", j.rid},
-        {"Task name", one_line(j.task_name)},   {"Status", j.status},
-        {"Parameters", one_line(j.parameters)}, {"Keyed parameters", one_line(j.parameters_keyed)},
+        {"ID", std::to_string(j.id)},
+        {"RID", j.rid},
+        {"Task name", one_line(j.task_name)},
+        {"Status", j.status},
+        {"Parameters", shown("parameters", j.parameters)},
+        {"Keyed parameters", shown("parameters_keyed", j.parameters_keyed)},
     };
     if (!j.options.empty()) kv.emplace_back("Options", one_line(j.options.to_json()));
     kv.emplace_back("Attempts", std::to_string(j.attempts));
@@ -161,8 +173,12 @@ KeyValues job_kv(const queuer::Job& j) {
     kv.emplace_back("Created", short_time(j.created_at));
     kv.emplace_back("Last update", short_time(j.updated_at));
     kv.emplace_back("Worker RID", or_dash(j.worker_rid));
-    if (j.results != "[]" && !j.results.empty()) kv.emplace_back("Results", one_line(j.results));
+    if (j.results != "[]" && !j.results.empty())
+        kv.emplace_back("Results", one_line(j.results));
+    else if (sealed("results"))
+        kv.emplace_back("Results", shown("results", j.results));
     kv.emplace_back("Error", or_dash(j.error));
+    if (!j.readable()) kv.emplace_back("Unreadable", one_line(j.unreadable_reason));
     return kv;
 }
 

@@ -711,6 +711,42 @@ AppConfig load_app_config() {
     return cfg;
 }
 
+// Settings that cannot be safe on a database shared with Go/Python queuer workers and masters
+// (docs/compatibility.md, "Master election and stale workers"), refused with the reason.
+#define QUEUER_MASTER_KEYS_FOR_CHECKS                                                  \
+    {                                                                                  \
+        "master_lock_timeout", "master_poll_interval", "retention_archive",            \
+            "worker_stale_threshold", "worker_delete_threshold", "job_stale_threshold" \
+    }
+
+void check_shared_database_safety(const Loader& L, const Section& top, const AppConfig& cfg) {
+    using std::chrono::duration_cast;
+    using std::chrono::milliseconds;
+    const auto& m = cfg.master;
+    // A master renews its lock once per pass; another queuerd may take a lock older than the
+    // timeout, so a timeout within two passes lets two masters alternate.
+    if (m.master_lock_timeout < 2 * m.master_poll_interval) {
+        const Section ms = L.subsection(top, "master", QUEUER_MASTER_KEYS_FOR_CHECKS);
+        L.fail(L.line(ms, "master_lock_timeout"),
+               fmt::format("master.master_lock_timeout ({} ms) must be at least twice "
+                           "master.master_poll_interval ({} ms): the master renews its lock once "
+                           "per pass, and another worker takes a lock older than the timeout, so "
+                           "two masters would run",
+                           duration_cast<milliseconds>(m.master_lock_timeout).count(),
+                           duration_cast<milliseconds>(m.master_poll_interval).count()));
+    }
+    // Go and Python masters declare a worker dead after 2 minutes without a heartbeat (fixed in
+    // both); a heartbeat must come well within that, or they stop live queuerd workers.
+    if (cfg.worker.heartbeat_interval > std::chrono::seconds(60)) {
+        const Section w = L.subsection(top, "worker", QUEUER_WORKER_KEYS);
+        L.fail(L.line(w, "heartbeat_interval"),
+               fmt::format("worker.heartbeat_interval ({} ms) must be at most 60 s: Go and Python "
+                           "queuer masters sharing the database declare a worker dead after 2 "
+                           "minutes without a heartbeat",
+                           cfg.worker.heartbeat_interval.count()));
+    }
+}
+
 AppConfig load_app_config(const std::string& path, bool require_worker) {
     std::string why;
     auto text = read_file(path, why);
@@ -748,6 +784,7 @@ AppConfig load_app_config(const std::string& path, bool require_worker) {
                                cfg.master.worker_stale_threshold)
                                .count()));
     }
+    check_shared_database_safety(L, top, cfg);
     return cfg;
 }
 

@@ -204,21 +204,61 @@ Client::Client(DatabaseConfig cfg, std::string_view encryption_key, bool do_migr
     pool_ = std::make_unique<db::Pool>(cfg_, pool_size);
     auto c = pool_->acquire();
     if (do_migrate) migrate(*c, cfg_.timescaledb);
+    compat_form(*c);
+}
+
+CompatForm Client::compat_form() {
+    {
+        std::lock_guard<std::mutex> lk(compat_mu_);
+        if (compat_ &&
+            std::chrono::steady_clock::now() - compat_read_at_ < std::chrono::seconds(30))
+            return *compat_;
+    }
+    auto c = pool_->acquire();
+    return compat_form(*c);
+}
+
+CompatForm Client::compat_form(db::Connection& c) {
+    std::lock_guard<std::mutex> lk(compat_mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (compat_ && now - compat_read_at_ < std::chrono::seconds(30)) return *compat_;
+    try {
+        compat_ = read_compat_form(c);
+    } catch (const Error&) {
+        // A connection error surfaces in the statement that follows; until then the last known
+        // form stands (python when none was ever read: the migration's default).
+        if (!compat_) compat_ = CompatForm::Python;
+    }
+    compat_read_at_ = now;
+    return *compat_;
 }
 
 Client::~Client() = default;
 
-Job Client::row_to_job(const db::Result& r, int i) const {
+namespace {
+
+// pgcrypto's pgp_sym_encrypt output starts with an OpenPGP symmetric-key session key packet
+// (new format, tag 3: 0xC3, a length, version 4). libsodium's output starts with a random nonce.
+bool looks_like_pgcrypto(std::string_view bytes) {
+    return bytes.size() > 3 && static_cast<unsigned char>(bytes[0]) == 0xC3 &&
+           static_cast<unsigned char>(bytes[2]) == 0x04;
+}
+
+}  // namespace
+
+Job Client::row_to_job(const db::Result& r, int i, Unreadable mode) const {
     Job j;
     j.id = r.i64(i, 0);
     j.rid = r.str(i, 1);
     j.worker_id = r.is_null(i, 2) ? 0 : r.i64(i, 2);
     if (!r.is_null(i, 3)) j.worker_rid = r.str(i, 3);
     if (!r.is_null(i, 4)) {
+        j.options_json = r.str(i, 4);
         try {
-            j.options = Options::from_json(r.get(i, 4));
+            j.options = Options::from_json(j.options_json);
         } catch (const Error&) {
-            // Written by another client in a shape we do not know: run without options.
+            // Written by another client in a shape we do not know: run without options (the
+            // text is kept in options_json, shown by Job::to_json, copied by a retry).
         }
     }
     j.task_name = r.str(i, 5);
@@ -238,32 +278,81 @@ Job Client::row_to_job(const db::Result& r, int i) const {
     j.error = r.str(i, 14);
     j.created_at = parse_time(r.get(i, 15), "created_at");
     j.updated_at = parse_time(r.get(i, 16), "updated_at");
-    auto sealed = [&](int col) -> std::optional<std::string> {
+    auto sealed = [&](int col, const char* name) -> std::optional<std::string> {
         if (r.is_null(i, col) || r.get(i, col).size() <= 2) return std::nullopt;
-        if (!cipher_)
-            throw Error(
-                ErrorKind::Crypto,
-                fmt::format("job {} is encrypted; set QUEUER_ENCRYPTION_KEY to read it", j.rid));
-        return cipher_->open(bytea_from_text(r.get(i, col)), fmt::format("job {}", j.rid));
+        auto bytes = bytea_from_text(r.get(i, col));
+        if (cipher_) {
+            try {
+                return cipher_->open(bytes, fmt::format("job {}", j.rid));
+            } catch (const Error&) {
+                // Not ours to read: said below, the same way with or without a key.
+            }
+        }
+        const bool pgcrypto = looks_like_pgcrypto(bytes);
+        std::string why;
+        if (pgcrypto)
+            why = fmt::format(
+                "job {}: its {} were encrypted by a Go or Python queuer client (pgcrypto, with "
+                "that client's key); queuerd cannot decrypt them, read them with that client",
+                j.rid, name);
+        else if (!cipher_)
+            why = fmt::format(
+                "job {}: its {} are encrypted by queuerd; set QUEUER_ENCRYPTION_KEY to read them",
+                j.rid, name);
+        else
+            why =
+                fmt::format("job {}: its {} were sealed with another key (or the data was changed)",
+                            j.rid, name);
+        if (mode == Unreadable::Throw) throw Error(ErrorKind::Crypto, why);
+        j.unreadable.push_back(name);
+        j.sealed_by = pgcrypto ? "pgcrypto" : "queuerd";
+        if (j.unreadable_reason.empty()) j.unreadable_reason = why;
+        return std::nullopt;
     };
-    if (auto p = sealed(17)) j.parameters = *p;
-    if (auto p = sealed(18)) j.parameters_keyed = *p;
-    if (auto p = sealed(19)) j.results = *p;
+    auto apply = [&](int col, const char* name, std::string& target, const char* empty) {
+        bool had = !r.is_null(i, col) && r.get(i, col).size() > 2;
+        if (auto p = sealed(col, name))
+            target = *p;
+        else if (had)
+            target = empty;  // unreadable: never the plaintext column's default in its place
+    };
+    apply(17, "parameters", j.parameters, "");
+    apply(18, "parameters_keyed", j.parameters_keyed, "");
+    apply(19, "results", j.results, "");
+    if (j.unreadable.size() > 1) {
+        std::string cols;
+        for (const auto& u : j.unreadable) cols += (cols.empty() ? "" : ", ") + u;
+        j.unreadable_reason =
+            j.sealed_by == "pgcrypto" ? fmt::format(
+                                            "job {}: {} encrypted by a Go or Python queuer "
+                                            "client (pgcrypto); queuerd cannot decrypt them",
+                                            j.rid, cols)
+            : cipher_ ? fmt::format("job {}: {} sealed with another key", j.rid, cols)
+                      : fmt::format(
+                            "job {}: {} encrypted by queuerd; set "
+                            "QUEUER_ENCRYPTION_KEY to read them",
+                            j.rid, cols);
+    }
     return j;
 }
 
 Job Client::insert_one(db::Connection& c, std::string_view task, std::string_view parameters,
-                       std::string_view parameters_keyed, std::optional<Options> options) {
+                       std::string_view parameters_keyed, std::optional<Options> options,
+                       const std::string* raw_options) {
     validate_task_name(task);
     std::string params = json::compact_array(parameters.empty() ? "[]" : parameters, "parameters");
     std::string keyed = json::compact_object(parameters_keyed.empty() ? "{}" : parameters_keyed,
                                              "parameters_keyed");
     Options opts = options.value_or(Options{});
-    if (!opts.on_error && default_on_error_) opts.on_error = default_on_error_;
+    if (!raw_options && !opts.on_error && default_on_error_) opts.on_error = default_on_error_;
     opts.validate();
 
     db::Params p;
-    p.add(opts.to_json()).add(task);
+    if (raw_options)
+        p.add(*raw_options);
+    else
+        p.add(opts.to_json(compat_form(c)));
+    p.add(task);
     if (cipher_) {
         p.add("[]").add("{}");
     } else {
@@ -305,6 +394,7 @@ std::vector<std::string> Client::add_jobs(const std::vector<BatchJob>& jobs) {
     std::string data;
     data.reserve(jobs.size() * 96);
     auto ts = now();
+    const CompatForm form = compat_form();
     for (size_t i = 0; i < jobs.size(); ++i) {
         const auto& b = jobs[i];
         auto where = [&](const Error& e) {
@@ -322,7 +412,7 @@ std::vector<std::string> Client::add_jobs(const std::vector<BatchJob>& jobs) {
             Options opts = b.options.value_or(Options{});
             if (!opts.on_error && default_on_error_) opts.on_error = default_on_error_;
             opts.validate();
-            opts_json = opts.to_json();
+            opts_json = opts.to_json(form);
             if (opts.schedule) {
                 scheduled = true;
                 scheduled_at = format_time(opts.schedule->start.value_or(ts));
@@ -377,7 +467,7 @@ Job Client::get_job(std::string_view rid) {
     p.add(rid);
     auto r = c->exec(kSelectJob, p);
     if (r.rows() == 0) throw Error(ErrorKind::NotFound, fmt::format("job not found: {}", rid));
-    return row_to_job(r, 0);
+    return row_to_job(r, 0, Unreadable::Mark);
 }
 
 Job Client::get_job_ended(std::string_view rid) {
@@ -388,7 +478,7 @@ Job Client::get_job_ended(std::string_view rid) {
     auto r = c->exec(kSelectJobEnded, p);
     if (r.rows() == 0)
         throw Error(ErrorKind::NotFound, fmt::format("ended job not found: {}", rid));
-    return row_to_job(r, 0);
+    return row_to_job(r, 0, Unreadable::Mark);
 }
 
 std::vector<Job> Client::select_jobs(bool archive, const JobQuery& q) {
@@ -433,7 +523,7 @@ std::vector<Job> Client::select_jobs(bool archive, const JobQuery& q) {
     }
     std::vector<Job> out;
     out.reserve(r.rows());
-    for (int i = 0; i < r.rows(); ++i) out.push_back(row_to_job(r, i));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(row_to_job(r, i, Unreadable::Mark));
     return out;
 }
 
@@ -467,7 +557,7 @@ Job Client::cancel_job(std::string_view rid) {
     db::Params p;
     p.add(rid);
     auto r = c->exec(kCancelJob, p);
-    if (r.rows() > 0) return row_to_job(r, 0);
+    if (r.rows() > 0) return row_to_job(r, 0, Unreadable::Mark);
     auto ended = c->exec(kSelectJobEnded, p);
     if (ended.rows() > 0)
         throw Error(ErrorKind::Invalid,
@@ -494,7 +584,36 @@ Job Client::readd_job_from_archive(std::string_view rid) {
             throw Error(ErrorKind::NotFound, fmt::format("job not found in archive: {}", rid));
         throw;
     }
-    return add_job_json(old.task_name, old.parameters, old.parameters_keyed, old.options);
+    // Its results do not matter here; its parameters do: never re-added without them.
+    for (const auto& col : old.unreadable)
+        if (col != "results")
+            throw Error(ErrorKind::Crypto,
+                        fmt::format("cannot retry job {}: {}", old.rid, old.unreadable_reason));
+    // The options exactly as they were written (their writer's form: a Python client's job keeps
+    // its float seconds and naive start), with the default on_error merged in when it had none.
+    std::string raw = old.options_json;
+    if (!old.options.on_error && default_on_error_) {
+        rapidjson::Document d;
+        if (!raw.empty()) d.Parse(raw.c_str());
+        if (raw.empty() || d.HasParseError() || !d.IsObject()) {
+            Options o = old.options;
+            o.on_error = default_on_error_;
+            raw = o.to_json(compat_form());
+        } else {
+            rapidjson::Document e(&d.GetAllocator());
+            e.Parse(default_on_error_->to_json().c_str());
+            d.RemoveMember("on_error");
+            d.AddMember("on_error", e.Move(), d.GetAllocator());
+            rapidjson::StringBuffer sb;
+            rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+            d.Accept(w);
+            raw = sb.GetString();
+        }
+        old.options.on_error = default_on_error_;
+    }
+    auto c = pool_->acquire();
+    return insert_one(*c, old.task_name, old.parameters, old.parameters_keyed, old.options,
+                      raw.empty() ? nullptr : &raw);
 }
 
 std::optional<Job> Client::wait_for_job_finished(std::string_view rid,
@@ -508,7 +627,7 @@ std::optional<Job> Client::wait_for_job_finished(std::string_view rid,
     p.add(rid);
     auto lookup = [&]() -> std::optional<Job> {
         auto r = c.exec(kSelectJobEnded, p);
-        if (r.rows() > 0) return row_to_job(r, 0);
+        if (r.rows() > 0) return row_to_job(r, 0, Unreadable::Mark);
         return std::nullopt;
     };
     if (auto j = lookup()) return j;

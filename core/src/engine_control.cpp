@@ -358,15 +358,52 @@ void Queuer::Engine::master_step(int step) {
         sweep.add(q_.worker_.rid);
         control_pipe_->send(detail::kMasterSweep, sweep, [this, fail](db::Result* r, const Error* e) {
             if (e) return fail(*e);
-            int64_t stale = r->i64(0, 0), requeued = r->i64(0, 1), failed = r->i64(0, 2),
-                    deleted = r->i64(0, 3);
-            if (stale || requeued || failed || deleted)
+            log::Fields f{{}, {}, q_.worker_.rid};
+            auto count = [&](const char* col) { return r->i64(0, r->column(col)); };
+            int64_t stale = count("stale_workers"), requeued = count("requeued_jobs"),
+                    failed = count("failed_jobs"), deleted = count("deleted_workers"),
+                    leftovers = count("archived_leftovers");
+            // The first 20 of each, named: an operator sees which jobs a dead worker left.
+            auto named = [&](const char* col) {
+                rapidjson::Document d;
+                auto text = r->str(0, r->column(col));
+                d.Parse(text.c_str());
+                std::vector<std::string> out;
+                if (!d.IsArray()) return out;
+                for (const auto& v : d.GetArray()) {
+                    if (!v.IsObject()) continue;
+                    auto str = [&](const char* k) {
+                        return v.HasMember(k) && v[k].IsString() ? std::string(v[k].GetString())
+                                                                 : std::string();
+                    };
+                    std::string item = str("rid").empty() ? str("name") : str("rid");
+                    if (!str("task_name").empty()) item += " (" + str("task_name") + ")";
+                    if (!str("error").empty()) item += ": " + log::capped(str("error"), 200);
+                    out.push_back(item);
+                }
+                return out;
+            };
+            if (stale)
+                log::write(log::Level::Warn,
+                           fmt::format("master: {} stale workers marked STOPPED: {}", stale,
+                                       fmt::join(named("stale"), ", ")),
+                           f);
+            if (requeued)
+                log::write(log::Level::Warn,
+                           fmt::format("master: {} jobs of dead workers back in the queue: {}",
+                                       requeued, fmt::join(named("requeued"), ", ")),
+                           f);
+            if (failed)
+                log::write(log::Level::Error,
+                           fmt::format("master: {} jobs of dead workers ended FAILED: {}", failed,
+                                       fmt::join(named("failed"), "; ")),
+                           f);
+            if (deleted || leftovers)
                 log::write(log::Level::Info,
-                           fmt::format("master: {} stale workers stopped, {} of their jobs "
-                                       "requeued, {} failed (no retries left), {} old workers "
-                                       "deleted",
-                                       stale, requeued, failed, deleted),
-                           {{}, {}, q_.worker_.rid});
+                           fmt::format("master: {} old workers deleted, {} cancelled rows left "
+                                       "in the live table by another client archived",
+                                       deleted, leftovers),
+                           f);
             if (requeued) {
                 drained_ = false;
                 maybe_claim();

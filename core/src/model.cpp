@@ -26,6 +26,26 @@ std::string format_time(TimePoint tp) {
     return date::format("%FT%TZ", tp);
 }
 
+std::string format_time_naive(TimePoint tp) {
+    auto secs = std::chrono::floor<std::chrono::seconds>(tp);
+    auto micros = (tp - secs).count();
+    std::string s = date::format("%FT%T", secs);
+    if (micros != 0) s += fmt::format(".{:06d}", micros);
+    return s;
+}
+
+const char* to_string(CompatForm f) {
+    return f == CompatForm::Go ? "go" : "python";
+}
+
+CompatForm parse_compat_form(std::string_view text, std::string_view what) {
+    std::string t;
+    for (char c : text) t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (t == "python") return CompatForm::Python;
+    if (t == "go") return CompatForm::Go;
+    throw Error(ErrorKind::Invalid, fmt::format("{} must be python or go, not \"{}\"", what, text));
+}
+
 namespace {
 
 [[noreturn]] void invalid(std::string msg) {
@@ -197,24 +217,47 @@ void write_on_error(Writer& w, const OnError& e) {
     w.EndObject();
 }
 
-void write_schedule(Writer& w, const Schedule& s) {
+void write_schedule(Writer& w, const Schedule& s, CompatForm form) {
     w.StartObject();
-    if (s.start) {
+    if (form == CompatForm::Python) {
+        // As queuerPy writes it: every key, null when unset; a naive start (it compares it with
+        // a naive datetime.now()); the interval in float seconds (always with a fraction or an
+        // exponent, so that no reader takes it for Go's integer nanoseconds).
         w.Key("start");
-        w.String(format_time(*s.start).c_str());
-    }
-    w.Key("max_count");
-    w.Int(s.max_count);
-    w.Key("interval");
-    w.Int64(s.interval.count());
-    if (!s.next_interval.empty()) {
+        if (s.start)
+            w.String(format_time_naive(*s.start).c_str());
+        else
+            w.Null();
+        w.Key("max_count");
+        w.Int(s.max_count);
+        w.Key("interval");
+        if (s.interval.count() > 0)
+            w.Double(std::chrono::duration<double>(s.interval).count());
+        else
+            w.Null();
         w.Key("next_interval");
-        w.String(s.next_interval.c_str());
+        if (s.next_interval.empty())
+            w.Null();
+        else
+            w.String(s.next_interval.c_str());
+    } else {
+        if (s.start) {
+            w.Key("start");
+            w.String(format_time(*s.start).c_str());
+        }
+        w.Key("max_count");
+        w.Int(s.max_count);
+        w.Key("interval");
+        w.Int64(s.interval.count());
+        if (!s.next_interval.empty()) {
+            w.Key("next_interval");
+            w.String(s.next_interval.c_str());
+        }
     }
     w.EndObject();
 }
 
-void write_options(Writer& w, const Options& o) {
+void write_options(Writer& w, const Options& o, CompatForm form = CompatForm::Go) {
     w.StartObject();
     if (o.on_error) {
         w.Key("on_error");
@@ -222,7 +265,7 @@ void write_options(Writer& w, const Options& o) {
     }
     if (o.schedule) {
         w.Key("schedule");
-        write_schedule(w, *o.schedule);
+        write_schedule(w, *o.schedule, form);
     }
     if (!o.parent_rid.empty()) {
         w.Key("parent_rid");
@@ -398,9 +441,13 @@ void Schedule::validate() const {
 }
 
 std::string Schedule::to_json() const {
+    return to_json(CompatForm::Go);
+}
+
+std::string Schedule::to_json(CompatForm form) const {
     rapidjson::StringBuffer sb;
     Writer w(sb);
-    write_schedule(w, *this);
+    write_schedule(w, *this, form);
     return finish(sb);
 }
 
@@ -419,9 +466,13 @@ void Options::validate() const {
 }
 
 std::string Options::to_json() const {
+    return to_json(CompatForm::Go);
+}
+
+std::string Options::to_json(CompatForm form) const {
     rapidjson::StringBuffer sb;
     Writer w(sb);
-    write_options(w, *this);
+    write_options(w, *this, form);
     return finish(sb);
 }
 
@@ -433,6 +484,11 @@ Options Options::from_json(std::string_view text) {
 // ---- Job ----
 
 std::string Job::to_json() const {
+    auto sealed = [&](const char* col) {
+        for (const auto& u : unreadable)
+            if (u == col) return true;
+        return false;
+    };
     rapidjson::StringBuffer sb;
     Writer w(sb);
     w.StartObject();
@@ -448,13 +504,19 @@ std::string Job::to_json() const {
     else
         w.String(worker_rid.c_str());
     w.Key("options");
-    write_options(w, options);
+    if (options.empty() && !options_json.empty() && options_json != "{}" &&
+        options_json != "null" && json::is_valid(options_json))
+        // Stored in a shape this build does not read: shown as stored rather than as {}.
+        w.RawValue(options_json.data(), options_json.size(), rapidjson::kObjectType);
+    else
+        write_options(w, options);
     w.Key("task_name");
     w.String(task_name.c_str());
     w.Key("parameters");
-    write_raw(w, parameters, rapidjson::kArrayType);
+    write_raw(w, sealed("parameters") ? std::string() : parameters, rapidjson::kArrayType);
     w.Key("parameters_keyed");
-    write_raw(w, parameters_keyed, rapidjson::kObjectType);
+    write_raw(w, sealed("parameters_keyed") ? std::string() : parameters_keyed,
+              rapidjson::kObjectType);
     w.Key("status");
     w.String(status.c_str());
     w.Key("scheduled_at");
@@ -466,13 +528,28 @@ std::string Job::to_json() const {
     w.Key("attempts");
     w.Int(attempts);
     w.Key("results");
-    write_raw(w, results, rapidjson::kArrayType);
+    write_raw(w, sealed("results") ? std::string() : results, rapidjson::kArrayType);
     w.Key("error");
     w.String(error.c_str());
     w.Key("created_at");
     w.String(format_time(created_at).c_str());
     w.Key("updated_at");
     w.String(format_time(updated_at).c_str());
+    if (!unreadable.empty()) {
+        // The per-row marker: the status and everything else are as stored; these columns
+        // could not be decrypted here and are null above.
+        w.Key("unreadable");
+        w.StartObject();
+        w.Key("columns");
+        w.StartArray();
+        for (const auto& u : unreadable) w.String(u.c_str());
+        w.EndArray();
+        w.Key("encrypted_by");
+        w.String(sealed_by.c_str());
+        w.Key("reason");
+        w.String(unreadable_reason.c_str());
+        w.EndObject();
+    }
     w.EndObject();
     return finish(sb);
 }
@@ -589,6 +666,22 @@ MasterSettings MasterSettings::from_json(std::string_view text) {
     if (text.empty()) return s;
     auto d = parse(text, "master.settings");
     if (!d.IsObject()) return s;
+    if (d.HasMember("lock_timeout_minutes")) {
+        // A Python master's shape: retention_archive in days, master_poll_interval in seconds,
+        // lock_timeout_minutes; its other thresholds are fixed (2 minutes stale) or absent.
+        auto get_in = [&](const char* k, double unit_ns, std::chrono::nanoseconds& out) {
+            auto it = d.FindMember(k);
+            if (it != d.MemberEnd() && it->value.IsNumber() && it->value.GetDouble() > 0 &&
+                it->value.GetDouble() * unit_ns < 9.2e18)
+                out = std::chrono::nanoseconds(
+                    static_cast<int64_t>(std::llround(it->value.GetDouble() * unit_ns)));
+        };
+        get_in("lock_timeout_minutes", 60e9, s.master_lock_timeout);
+        get_in("master_poll_interval", 1e9, s.master_poll_interval);
+        get_in("retention_archive", 86400e9, s.retention_archive);
+        s.worker_stale_threshold = std::chrono::minutes(2);
+        return s;
+    }
     auto get = [&](const char* k, std::chrono::nanoseconds& out) {
         auto it = d.FindMember(k);
         if (it != d.MemberEnd() && it->value.IsNumber() && it->value.GetDouble() > 0)

@@ -920,6 +920,576 @@ ALTER TABLE job SET (fillfactor = 50);
 DROP INDEX IF EXISTS idx_job_archive_updated_at;
 CREATE INDEX IF NOT EXISTS idx_job_archive_updated_at_brin ON job_archive USING brin (updated_at);
 )SQL"},
+    // Migration 7: one database with the Go and Python queuer clients (docs/compatibility.md,
+    // "Sharing the database"). Fixes what a mixed cluster lost or misread; each function keeps
+    // the reference's exact signature, so that a reference client reloading its own SQL still
+    // succeeds (CREATE OR REPLACE), and the reference's calls keep working unchanged.
+    {7, "interop with the Go and Python clients", R"SQL(
+-- Settings of this database shared by every queuerd and queuerctl on it. 'compat' is the form
+-- in which durations and times are written into job options: 'python' (float seconds, naive
+-- ISO timestamps in UTC; the default, as the seed) or 'go' (integer nanoseconds, RFC 3339).
+-- Set by `queuerctl migrate --compat python|go`.
+CREATE TABLE IF NOT EXISTS queuer_settings (
+    name VARCHAR(100) PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+INSERT INTO queuer_settings (name, value) VALUES ('compat', 'python') ON CONFLICT (name) DO NOTHING;
+
+-- The reference names these arguments enable_timescaledb (not input_...): PostgreSQL refuses a
+-- CREATE OR REPLACE that renames an argument, so a reference reloading its job SQL failed.
+DROP FUNCTION IF EXISTS init_job(BOOLEAN);
+DROP FUNCTION IF EXISTS add_retention_archive(INT, BOOLEAN);
+DROP FUNCTION IF EXISTS remove_retention_archive(BOOLEAN);
+
+CREATE FUNCTION init_job(enable_timescaledb BOOLEAN DEFAULT TRUE)
+RETURNS VOID AS $$
+BEGIN
+    IF queuer_compat_pgcrypto_schema() IS NULL
+       AND EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto') THEN
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS pgcrypto;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE NOTICE 'init_job: pgcrypto not created: %', SQLERRM;
+        END;
+    END IF;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE FUNCTION add_retention_archive(input_retention_days INT,
+                                      enable_timescaledb BOOLEAN DEFAULT TRUE)
+RETURNS VOID AS $$
+DECLARE
+    ns TEXT;
+BEGIN
+    IF COALESCE(enable_timescaledb, TRUE) THEN
+        ns := queuer_compat_timescale_schema();
+    END IF;
+    IF ns IS NOT NULL THEN
+        EXECUTE format('SELECT %I.remove_retention_policy(%L::regclass, if_exists => TRUE)',
+                       ns, 'job_archive');
+        EXECUTE format('SELECT %I.add_retention_policy(%L::regclass, $1)', ns, 'job_archive')
+            USING make_interval(days => input_retention_days);
+    END IF;
+    INSERT INTO queuer_compat_retention (id, retention_days, updated_at)
+    VALUES (1, input_retention_days, CURRENT_TIMESTAMP)
+    ON CONFLICT (id) DO UPDATE SET retention_days = EXCLUDED.retention_days,
+                                   updated_at = EXCLUDED.updated_at;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE FUNCTION remove_retention_archive(enable_timescaledb BOOLEAN DEFAULT TRUE)
+RETURNS VOID AS $$
+DECLARE
+    ns TEXT;
+BEGIN
+    IF COALESCE(enable_timescaledb, TRUE) THEN
+        ns := queuer_compat_timescale_schema();
+    END IF;
+    IF ns IS NOT NULL THEN
+        EXECUTE format('SELECT %I.remove_retention_policy(%L::regclass, if_exists => TRUE)',
+                       ns, 'job_archive');
+    END IF;
+    INSERT INTO queuer_compat_retention (id, retention_days, updated_at)
+    VALUES (1, NULL, CURRENT_TIMESTAMP)
+    ON CONFLICT (id) DO UPDATE SET retention_days = NULL, updated_at = EXCLUDED.updated_at;
+END;
+$$ LANGUAGE plpgsql;
+
+-- Workers registered by queuerd. queuerd inserts its worker row directly; the Go and Python
+-- clients register through insert_worker() (ours, or their own after a reload: same name), so
+-- the trigger below tells them apart. A worker not listed here is judged by the reference's
+-- rules: its heartbeat comes every 30 s and its timestamps are the start of a transaction that
+-- may have been open for a while, and as a master it never steps down. Workers registered
+-- before this migration are not listed (the cautious side).
+CREATE TABLE IF NOT EXISTS queuer_worker_daemon (
+    worker_id BIGINT PRIMARY KEY REFERENCES worker (id) ON DELETE CASCADE
+);
+
+CREATE OR REPLACE FUNCTION queuer_mark_daemon_worker() RETURNS TRIGGER AS $$
+DECLARE
+    ctx TEXT;
+BEGIN
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF ctx !~ 'insert_worker(\(|")' THEN
+        INSERT INTO queuer_worker_daemon (worker_id) VALUES (NEW.id) ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS worker_mark_daemon ON worker;
+CREATE TRIGGER worker_mark_daemon AFTER INSERT ON worker
+    FOR EACH ROW EXECUTE FUNCTION queuer_mark_daemon_worker();
+
+-- How long a worker may go without a heartbeat before it counts as dead: the given threshold
+-- for queuerd's workers; for a Go/Python worker never less than the reference's own 2 minutes
+-- (its heartbeat is 30 s apart and may lag another 30 s or more), and 1 hour while STOPPING
+-- (a reference worker does not heartbeat at all while it drains its jobs).
+CREATE OR REPLACE FUNCTION queuer_stale_after(input_worker_id BIGINT, input_status VARCHAR(50),
+                                              input_threshold INTERVAL)
+RETURNS INTERVAL AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM queuer_worker_daemon d WHERE d.worker_id = input_worker_id)
+            THEN input_threshold
+        WHEN input_status = 'STOPPING' THEN GREATEST(input_threshold, INTERVAL '1 hour')
+        ELSE GREATEST(input_threshold, INTERVAL '2 minutes')
+    END
+$$ LANGUAGE sql STABLE;
+
+-- True while a master lock holder is a live Go/Python worker. Those masters never step down (a
+-- failed renewal is ignored), so taking the lock from one would make two masters: the lock of
+-- such a holder only passes once its worker is dead by the reference's own standard.
+CREATE OR REPLACE FUNCTION queuer_reference_master_alive(input_worker_rid UUID)
+RETURNS BOOLEAN AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM worker w
+        WHERE w.rid = input_worker_rid
+          AND NOT EXISTS (SELECT 1 FROM queuer_worker_daemon d WHERE d.worker_id = w.id)
+          AND w.updated_at >= CURRENT_TIMESTAMP
+                              - queuer_stale_after(w.id, w.status, INTERVAL '0 seconds'))
+$$ LANGUAGE sql STABLE;
+
+-- options.schedule.start as a UTC timestamp, in any form a client writes: RFC 3339 with Z or an
+-- offset (Go, queuerd before migration 7), naive ISO 8601 (Python; taken as UTC), PostgreSQL's
+-- 'YYYY-MM-DD HH:MM:SS'. NULL when absent or unreadable.
+CREATE OR REPLACE FUNCTION queuer_schedule_start(input_options JSONB)
+RETURNS TIMESTAMP AS $$
+DECLARE
+    t TEXT;
+BEGIN
+    IF jsonb_typeof(input_options) IS DISTINCT FROM 'object'
+       OR jsonb_typeof(input_options -> 'schedule') IS DISTINCT FROM 'object' THEN
+        RETURN NULL;
+    END IF;
+    t := input_options -> 'schedule' ->> 'start';
+    IF t IS NULL OR t !~ '^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([zZ]|[+-]\d{2}(:?\d{2})?)?)?$' THEN
+        RETURN NULL;
+    END IF;
+    IF t ~ '[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([zZ]|[+-]\d{2}(:?\d{2})?)$' THEN
+        RETURN t::timestamptz AT TIME ZONE 'UTC';
+    END IF;
+    RETURN t::timestamp;
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+-- The options with schedule.start and schedule.interval in the given form ('python': naive ISO
+-- start in UTC, interval float seconds; 'go': RFC 3339 start in UTC, interval integer
+-- nanoseconds). An integer interval is read as nanoseconds, any other JSON number as seconds.
+-- Used by `queuerctl migrate --compat` to convert rows written in the other form.
+CREATE OR REPLACE FUNCTION queuer_options_in_form(input_options JSONB, input_form TEXT)
+RETURNS JSONB AS $$
+DECLARE
+    s JSONB;
+    st TIMESTAMP;
+    iv JSONB;
+    ns NUMERIC;
+    secs NUMERIC;
+BEGIN
+    IF jsonb_typeof(input_options) IS DISTINCT FROM 'object'
+       OR jsonb_typeof(input_options -> 'schedule') IS DISTINCT FROM 'object'
+       OR input_form NOT IN ('python', 'go') THEN
+        RETURN input_options;
+    END IF;
+    s := input_options -> 'schedule';
+    st := queuer_schedule_start(input_options);
+    IF st IS NOT NULL THEN
+        s := jsonb_set(s, '{start}', to_jsonb(
+            to_char(st, 'YYYY-MM-DD"T"HH24:MI:SS') ||
+            CASE WHEN input_form = 'go' THEN '.' || to_char(st, 'US') || 'Z'
+                 WHEN to_char(st, 'US') <> '000000' THEN '.' || to_char(st, 'US')
+                 ELSE '' END));
+    END IF;
+    iv := s -> 'interval';
+    IF jsonb_typeof(iv) = 'number' THEN
+        IF iv::text ~ '[.eE]' THEN
+            ns := (iv::text)::numeric * 1000000000;
+        ELSE
+            ns := (iv::text)::numeric;
+        END IF;
+        IF input_form = 'go' THEN
+            s := jsonb_set(s, '{interval}', to_jsonb(round(ns)::bigint));
+        ELSE
+            secs := trim_scale(round(ns / 1000000000, 9));
+            s := jsonb_set(s, '{interval}', CASE WHEN scale(secs) = 0
+                THEN (secs::text || '.0')::jsonb ELSE secs::text::jsonb END);
+        END IF;
+    END IF;
+    RETURN jsonb_set(input_options, '{schedule}', s);
+EXCEPTION WHEN OTHERS THEN
+    RETURN input_options;
+END;
+$$ LANGUAGE plpgsql STABLE;
+
+-- The reference's claim, as migration 3 had it, with two changes:
+-- * A job due within the next 10 minutes is claimed early, as the reference's workers expect
+--   (they wait for it themselves and only poll every 5 minutes), but only when the worker will
+--   actually wait until it is due: the reference's worker waits for options.schedule.start, so
+--   the start must not lie before scheduled_at. Retries and recovered jobs (SCHEDULED with a
+--   delay, no start) and the later runs of a periodic job (start = the first run) are claimed
+--   when due, as by queuerd's engine.
+-- * A job whose parameters queuerd sealed (parameters_encrypted / parameters_keyed_encrypted)
+--   is never claimed here: the reference reads only the plaintext columns and would run it
+--   without its parameters. Only a queuerd worker with the key runs it.
+CREATE OR REPLACE FUNCTION update_job_initial(input_worker_id BIGINT)
+RETURNS TABLE (
+    output_id BIGINT, output_rid UUID, output_worker_id BIGINT, output_worker_rid UUID,
+    output_options JSONB, output_task_name VARCHAR(100), output_parameters JSONB,
+    output_parameters_keyed JSONB, output_status VARCHAR(50), output_scheduled_at TIMESTAMP,
+    output_started_at TIMESTAMP, output_schedule_count INT, output_attempts INT,
+    output_created_at TIMESTAMP, output_updated_at TIMESTAMP
+) AS $$
+DECLARE
+    w_rid UUID;
+    w_tasks VARCHAR[];
+    w_next VARCHAR[];
+    w_max INT;
+    w_running BIGINT;
+BEGIN
+    SELECT w.rid, w.available_tasks, w.available_next_interval, w.max_concurrency
+    INTO w_rid, w_tasks, w_next, w_max
+    FROM worker w WHERE w.id = input_worker_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT count(*) INTO w_running FROM job j
+    WHERE j.worker_id = input_worker_id AND j.status = 'RUNNING';
+    IF COALESCE(w_max, 0) <= w_running THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH picked AS (
+        SELECT c.id FROM job c
+        WHERE c.status IN ('QUEUED', 'SCHEDULED')
+          AND c.task_name = ANY(COALESCE(w_tasks, ARRAY[]::VARCHAR[]))
+          AND (COALESCE(c.options -> 'schedule' ->> 'next_interval', '') = ''
+               OR c.options -> 'schedule' ->> 'next_interval'
+                  = ANY(COALESCE(w_next, ARRAY[]::VARCHAR[])))
+          AND COALESCE(octet_length(c.parameters_encrypted), 0) = 0
+          AND COALESCE(octet_length(c.parameters_keyed_encrypted), 0) = 0
+          AND (c.scheduled_at IS NULL OR c.scheduled_at <= CURRENT_TIMESTAMP
+               OR (c.scheduled_at <= CURRENT_TIMESTAMP + INTERVAL '10 minutes'
+                   AND queuer_schedule_start(c.options)
+                       >= c.scheduled_at - INTERVAL '1 second'))
+        ORDER BY c.created_at, c.id
+        LIMIT (w_max - w_running)
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE job j SET
+        worker_id = input_worker_id,
+        worker_rid = w_rid,
+        status = 'RUNNING',
+        started_at = CURRENT_TIMESTAMP,
+        schedule_count = j.schedule_count + 1,
+        attempts = j.attempts + 1,
+        updated_at = CURRENT_TIMESTAMP
+    FROM picked
+    WHERE j.id = picked.id
+    RETURNING j.id, j.rid, j.worker_id, j.worker_rid, j.options, j.task_name, j.parameters,
+              j.parameters_keyed, j.status, j.scheduled_at, j.started_at, j.schedule_count,
+              j.attempts, j.created_at, j.updated_at;
+END;
+$$ LANGUAGE plpgsql;
+
+-- The same protection when a reference client has reloaded its own update_job_initial (which
+-- knows nothing of the sealed columns): a claim made from inside a function of that name never
+-- takes a job whose parameters are sealed; the row is left as it was. queuerd's engine claims
+-- with its own statement and is not affected.
+CREATE OR REPLACE FUNCTION queuer_guard_sealed_claim() RETURNS TRIGGER AS $$
+DECLARE
+    ctx TEXT;
+BEGIN
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF ctx ~ 'update_job_initial(\(|")' THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS job_guard_sealed_claim ON job;
+CREATE TRIGGER job_guard_sealed_claim BEFORE UPDATE ON job FOR EACH ROW
+    WHEN (NEW.status = 'RUNNING' AND OLD.status IS DISTINCT FROM 'RUNNING'
+          AND (octet_length(OLD.parameters_encrypted) > 0
+               OR octet_length(OLD.parameters_keyed_encrypted) > 0))
+    EXECUTE FUNCTION queuer_guard_sealed_claim();
+
+-- Recovers RUNNING jobs whose worker died (the ids given; rows another session holds are
+-- skipped). A crash counts as an attempt. The job goes back to the queue, with no worker, when it
+-- has retries left (max_retries of its options.on_error, else of its dead worker's default
+-- on_error in worker.options): SCHEDULED at now + its retry delay for this attempt (retry_delay
+-- with its backoff, at least 1 s; never before a scheduled_at it already had). When it died in
+-- its previous attempt too (its error says so) it is not retried again: a job that crashes its
+-- worker would otherwise kill one worker after another. Without retries left, or on a second
+-- consecutive death, it is archived FAILED with the reason.
+CREATE OR REPLACE FUNCTION queuer_recover_jobs(input_ids BIGINT[])
+RETURNS TABLE (out_id BIGINT, out_rid UUID, out_task_name VARCHAR(100), out_worker_rid UUID,
+               out_attempt INT, out_outcome TEXT, out_error TEXT, out_due_at TIMESTAMP) AS $$
+BEGIN
+    IF input_ids IS NULL OR cardinality(input_ids) = 0 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH cand AS (
+        SELECT j.id, j.worker_rid AS wrid, GREATEST(j.attempts, 1) AS n, j.scheduled_at AS old_due,
+               COALESCE(j.error, '') ~ '^the worker .* stopped responding during attempt [0-9]+'
+                   AS again,
+               COALESCE(
+                   CASE WHEN jsonb_typeof(j.options -> 'on_error') = 'object'
+                        THEN j.options -> 'on_error' END,
+                   CASE WHEN jsonb_typeof(w.options) = 'object' AND w.options ? 'max_retries'
+                        THEN w.options END,
+                   '{}'::JSONB) AS oe
+        FROM job j LEFT JOIN worker w ON w.rid = j.worker_rid
+        WHERE j.id = ANY(input_ids) AND j.status = 'RUNNING'
+        FOR UPDATE OF j SKIP LOCKED
+    ),
+    parsed AS (
+        SELECT c.*,
+               CASE WHEN jsonb_typeof(c.oe -> 'max_retries') = 'number'
+                    THEN LEAST(GREATEST(floor((c.oe ->> 'max_retries')::NUMERIC), 0), 1000000)::INT
+                    ELSE 0 END AS max_retries,
+               CASE WHEN jsonb_typeof(c.oe -> 'retry_delay') = 'number'
+                    THEN GREATEST((c.oe ->> 'retry_delay')::DOUBLE PRECISION, 0)
+                    ELSE 0 END AS d,
+               COALESCE(c.oe ->> 'retry_backoff', 'none') AS backoff,
+               'the worker ' || COALESCE(c.wrid::TEXT, '(unknown)')
+                   || ' stopped responding during attempt ' || GREATEST(c.n, 1) AS msg
+        FROM cand c
+    ),
+    decided AS (
+        SELECT p.*,
+               (p.n <= p.max_retries AND NOT p.again) AS retry,
+               GREATEST(1.0, LEAST(31536000.0, CASE p.backoff
+                   WHEN 'linear' THEN p.d * p.n
+                   WHEN 'exponential' THEN p.d * power(2::DOUBLE PRECISION, LEAST(p.n - 1, 40))
+                   ELSE p.d END)) AS delay_s
+        FROM parsed p
+    ),
+    requeued AS (
+        UPDATE job j SET
+            status = 'SCHEDULED',
+            scheduled_at = GREATEST(COALESCE(d.old_due, '-infinity'::TIMESTAMP),
+                                    LOCALTIMESTAMP + make_interval(secs => d.delay_s)),
+            worker_id = 0,
+            worker_rid = NULL,
+            schedule_count = GREATEST(j.schedule_count - 1, 0),
+            error = d.msg,
+            updated_at = CURRENT_TIMESTAMP
+        FROM decided d
+        WHERE j.id = d.id AND d.retry
+        RETURNING j.id, j.rid, j.task_name, d.wrid, d.n, j.error, j.scheduled_at
+    ),
+    failed AS (
+        DELETE FROM job j USING decided d
+        WHERE j.id = d.id AND NOT d.retry
+        RETURNING j.*, d.wrid, d.n,
+                  d.msg || CASE WHEN d.again
+                      THEN '; the previous attempt ended the same way, so it is not retried again'
+                      ELSE ' and no retries were left' END AS reason
+    ),
+    archived AS (
+        INSERT INTO job_archive (id, rid, worker_id, worker_rid, options, task_name, parameters,
+            parameters_encrypted, parameters_keyed, parameters_keyed_encrypted, status,
+            scheduled_at, started_at, schedule_count, attempts, results, results_encrypted, error,
+            created_at, updated_at)
+        SELECT f.id, f.rid, f.worker_id, f.worker_rid, f.options, f.task_name, f.parameters,
+            f.parameters_encrypted, f.parameters_keyed, f.parameters_keyed_encrypted, 'FAILED',
+            f.scheduled_at, f.started_at, f.schedule_count, f.attempts, '[]', '', f.reason,
+            f.created_at, CURRENT_TIMESTAMP
+        FROM failed f
+        RETURNING id
+    )
+    SELECT r.id, r.rid, r.task_name, r.wrid, r.n, 'requeued'::TEXT, r.error, r.scheduled_at
+    FROM requeued r
+    UNION ALL
+    SELECT f.id, f.rid, f.task_name, f.wrid, f.n, 'failed'::TEXT, f.reason, NULL::TIMESTAMP
+    FROM failed f JOIN archived a ON a.id = f.id;
+END;
+$$ LANGUAGE plpgsql;
+
+-- One pass of queuerd's master (kMasterSweep in core/src/master_sql.hpp), one round trip:
+-- 1. workers without a heartbeat for their stale time (queuer_stale_after with the given
+--    threshold) become STOPPED; never the caller itself;
+-- 2. RUNNING jobs of workers that are dead (gone, just declared stale, or STOPPED/FAILED for
+--    their stale time) are recovered by queuer_recover_jobs;
+-- 3. rows with an ended status left in the live table (a Go/Python master's update_stale_jobs
+--    of an older revision sets CANCELLED in place) are archived as they are, so that waiters see
+--    them; at most 1,000 per pass;
+-- 4. workers STOPPED for longer than the delete threshold are deleted.
+-- Returns one row: counts, and JSON arrays (the first 20 of each) naming what was done.
+CREATE OR REPLACE FUNCTION queuer_master_sweep(input_stale_secs DOUBLE PRECISION,
+                                               input_delete_secs DOUBLE PRECISION,
+                                               input_own_rid UUID)
+RETURNS TABLE (stale_workers BIGINT, requeued_jobs BIGINT, failed_jobs BIGINT,
+               deleted_workers BIGINT, requeued JSONB, failed JSONB, stale JSONB,
+               archived_leftovers BIGINT) AS $$
+DECLARE
+    threshold INTERVAL := make_interval(secs => GREATEST(COALESCE(input_stale_secs, 0), 0));
+    stale_rids UUID[];
+    stale_list JSONB;
+    dead_ids BIGINT[];
+    ended_ids BIGINT[];
+    n_requeued BIGINT := 0;
+    n_failed BIGINT := 0;
+    requeued_list JSONB := '[]';
+    failed_list JSONB := '[]';
+    n_deleted BIGINT := 0;
+    n_leftovers BIGINT := 0;
+BEGIN
+    WITH s AS (
+        UPDATE worker w SET status = 'STOPPED', updated_at = CURRENT_TIMESTAMP
+        WHERE w.status IN ('READY', 'RUNNING', 'STOPPING')
+          AND w.rid IS DISTINCT FROM input_own_rid
+          AND w.updated_at < CURRENT_TIMESTAMP - queuer_stale_after(w.id, w.status, threshold)
+        RETURNING w.rid, w.name
+    )
+    SELECT array_agg(s.rid),
+           COALESCE((SELECT jsonb_agg(jsonb_build_object('rid', x.rid, 'name', x.name))
+                     FROM (SELECT * FROM s LIMIT 20) x), '[]')
+    INTO stale_rids, stale_list FROM s;
+
+    SELECT array_agg(j.id) FILTER (WHERE j.status = 'RUNNING' AND (w.id IS NULL
+               OR w.rid = ANY(COALESCE(stale_rids, ARRAY[]::UUID[]))
+               OR (w.status IN ('STOPPED', 'FAILED') AND w.updated_at
+                   < CURRENT_TIMESTAMP - queuer_stale_after(w.id, w.status, threshold)))),
+           (array_agg(j.id) FILTER (WHERE j.status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')))[1:1000]
+    INTO dead_ids, ended_ids
+    FROM job j LEFT JOIN worker w ON w.rid = j.worker_rid
+    WHERE j.status NOT IN ('QUEUED', 'SCHEDULED');
+
+    WITH recovered AS (SELECT * FROM queuer_recover_jobs(dead_ids))
+    SELECT count(*) FILTER (WHERE r.out_outcome = 'requeued'),
+           count(*) FILTER (WHERE r.out_outcome = 'failed'),
+           COALESCE((SELECT jsonb_agg(x.j) FROM (
+               SELECT jsonb_build_object('rid', q.out_rid, 'task_name', q.out_task_name,
+                   'worker_rid', q.out_worker_rid, 'attempt', q.out_attempt,
+                   'scheduled_at', q.out_due_at) AS j
+               FROM recovered q WHERE q.out_outcome = 'requeued' LIMIT 20) x), '[]'),
+           COALESCE((SELECT jsonb_agg(x.j) FROM (
+               SELECT jsonb_build_object('rid', q.out_rid, 'task_name', q.out_task_name,
+                   'worker_rid', q.out_worker_rid, 'attempt', q.out_attempt,
+                   'error', q.out_error) AS j
+               FROM recovered q WHERE q.out_outcome = 'failed' LIMIT 20) x), '[]')
+    INTO n_requeued, n_failed, requeued_list, failed_list
+    FROM recovered r;
+
+    IF ended_ids IS NOT NULL THEN
+        WITH moved AS (
+            DELETE FROM job j
+            WHERE j.id IN (SELECT l.id FROM job l WHERE l.id = ANY(ended_ids)
+                             AND l.status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
+                           FOR UPDATE SKIP LOCKED)
+            RETURNING j.*
+        ), ins AS (
+            INSERT INTO job_archive (id, rid, worker_id, worker_rid, options, task_name,
+                parameters, parameters_encrypted, parameters_keyed, parameters_keyed_encrypted,
+                status, scheduled_at, started_at, schedule_count, attempts, results,
+                results_encrypted, error, created_at, updated_at)
+            SELECT m.id, m.rid, m.worker_id, m.worker_rid, m.options, m.task_name, m.parameters,
+                m.parameters_encrypted, m.parameters_keyed, m.parameters_keyed_encrypted,
+                m.status, m.scheduled_at, m.started_at, m.schedule_count, m.attempts, m.results,
+                m.results_encrypted, m.error, m.created_at, CURRENT_TIMESTAMP
+            FROM moved m
+            RETURNING 1
+        )
+        SELECT count(*) INTO n_leftovers FROM ins;
+    END IF;
+
+    WITH d AS (
+        DELETE FROM worker w WHERE w.status = 'STOPPED'
+          AND w.updated_at < CURRENT_TIMESTAMP
+                             - make_interval(secs => GREATEST(COALESCE(input_delete_secs, 0), 0))
+        RETURNING 1
+    )
+    SELECT count(*) INTO n_deleted FROM d;
+
+    RETURN QUERY SELECT COALESCE(cardinality(stale_rids), 0)::BIGINT, n_requeued, n_failed,
+                        n_deleted, requeued_list, failed_list, COALESCE(stale_list, '[]'),
+                        n_leftovers;
+END;
+$$ LANGUAGE plpgsql;
+
+-- Called by a Go or Python master each pass (with 'QUEUED' or 'CANCELLED', the three ended
+-- statuses and 'STOPPED'). The reference sets every live job of a stopped worker to the new
+-- status in place: Go requeues it still naming its old worker, Python leaves it CANCELLED in the
+-- live table where no waiter ever sees it. Here, whatever new status is asked for:
+-- * a job of such a worker that is not RUNNING (it is in the queue) forgets the worker;
+-- * a RUNNING job of a worker in that status for 2 minutes (the reference's own stale time; a
+--   live worker told to stop ends or hands back its jobs itself before that) is recovered as by
+--   queuerd's master (queuer_recover_jobs: retried while retries are left, else FAILED).
+-- Returns the number of jobs changed.
+CREATE OR REPLACE FUNCTION update_stale_jobs(
+    input_new_status VARCHAR(50),
+    input_excluded_status1 VARCHAR(50),
+    input_excluded_status2 VARCHAR(50),
+    input_excluded_status3 VARCHAR(50),
+    input_worker_status VARCHAR(50)
+)
+RETURNS INT AS $$
+DECLARE
+    affected INT := 0;
+    recovered INT := 0;
+    ids BIGINT[];
+BEGIN
+    UPDATE job j SET worker_id = 0, worker_rid = NULL
+    WHERE j.status NOT IN (input_excluded_status1, input_excluded_status2, input_excluded_status3,
+                           'RUNNING')
+      AND j.worker_rid IN (SELECT w.rid FROM worker w WHERE w.status = input_worker_status);
+    GET DIAGNOSTICS affected = ROW_COUNT;
+    IF 'RUNNING' NOT IN (input_excluded_status1, input_excluded_status2,
+                         input_excluded_status3) THEN
+        SELECT array_agg(j.id) INTO ids
+        FROM job j JOIN worker w ON w.rid = j.worker_rid
+        WHERE j.status = 'RUNNING' AND w.status = input_worker_status
+          AND w.updated_at < CURRENT_TIMESTAMP - INTERVAL '2 minutes';
+        SELECT count(*) INTO recovered FROM queuer_recover_jobs(ids);
+    END IF;
+    RETURN affected + recovered;
+END;
+$$ LANGUAGE plpgsql;
+
+-- The reference's lock rule (taken when expired by lock_timeout_minutes, held by the caller, or
+-- by nobody; returns the row as it was before), except that the lock of a live Go/Python master
+-- never passes to another worker: such a master does not step down when its renewal fails, so
+-- two masters would run side by side (queuer_reference_master_alive).
+CREATE OR REPLACE FUNCTION update_master(
+    input_worker_id BIGINT,
+    input_worker_rid UUID,
+    input_settings JSONB,
+    input_lock_timeout_minutes INT
+)
+RETURNS TABLE (
+    output_id INTEGER, output_worker_id BIGINT, output_worker_rid UUID, output_settings JSONB,
+    output_created_at TIMESTAMP, output_updated_at TIMESTAMP
+) AS $$
+BEGIN
+    RETURN QUERY
+    WITH previous AS (
+        SELECT m.id, m.worker_id, m.worker_rid, m.settings, m.created_at, m.updated_at
+        FROM master m
+        WHERE m.id = 1
+          AND (m.worker_id = input_worker_id
+               OR COALESCE(m.worker_id, 0) = 0
+               OR (m.updated_at < CURRENT_TIMESTAMP
+                                  - make_interval(mins => COALESCE(input_lock_timeout_minutes, 0))
+                   AND NOT queuer_reference_master_alive(m.worker_rid)))
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE master u SET
+        worker_id = input_worker_id,
+        worker_rid = input_worker_rid,
+        settings = input_settings,
+        updated_at = CURRENT_TIMESTAMP
+    FROM previous p
+    WHERE u.id = p.id
+    RETURNING p.id, p.worker_id, p.worker_rid, p.settings, p.created_at, p.updated_at;
+END;
+$$ LANGUAGE plpgsql;
+)SQL"},
 };
 
 constexpr int64_t kMigrationLockKey = 0x7175657565720001;  // "queuer" + 1
@@ -1020,6 +1590,55 @@ MigrationReport migrate(db::Connection& c, TimescaleMode timescale) {
     report.timescaledb = setup_timescale(c, timescale);
     tx.commit();
     return report;
+}
+
+CompatForm read_compat_form(db::Connection& c) {
+    // to_regclass first: a missing table must not abort a transaction the caller is in.
+    if (!c.exec("SELECT to_regclass('queuer_settings') IS NOT NULL").boolean(0, 0))
+        return CompatForm::Python;
+    auto v = c.exec("SELECT value FROM queuer_settings WHERE name = 'compat'");
+    if (v.rows() == 0 || v.is_null(0, 0)) return CompatForm::Python;
+    try {
+        return parse_compat_form(v.get(0, 0), "queuer_settings.compat");
+    } catch (const Error&) {
+        return CompatForm::Python;
+    }
+}
+
+CompatChange set_compat_form(db::Connection& c, CompatForm form) {
+    CompatChange ch;
+    ch.to = form;
+    db::Transaction tx(c);
+    if (c.exec("SELECT to_regclass('queuer_settings') IS NULL").boolean(0, 0))
+        throw Error(
+            ErrorKind::Database,
+            "this schema has no queuer_settings table (migration 7); run queuerctl migrate");
+    auto cur = c.exec("SELECT value FROM queuer_settings WHERE name = 'compat' FOR UPDATE");
+    if (cur.rows() > 0) {
+        try {
+            ch.from = parse_compat_form(cur.get(0, 0), "queuer_settings.compat");
+        } catch (const Error&) {
+        }
+    }
+    db::Params p;
+    p.add(to_string(form));
+    c.exec(
+        "INSERT INTO queuer_settings (name, value, updated_at) VALUES ('compat', $1, "
+        "CURRENT_TIMESTAMP) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, "
+        "updated_at = EXCLUDED.updated_at",
+        p);
+    for (const char* table : {"job", "job_archive"}) {
+        auto n = c.exec(fmt::format("UPDATE {} SET options = queuer_options_in_form(options, $1) "
+                                    "WHERE jsonb_typeof(options -> 'schedule') = 'object' "
+                                    "AND queuer_options_in_form(options, $1) IS DISTINCT FROM "
+                                    "options",
+                                    table),
+                        p)
+                     .affected();
+        (std::string_view(table) == "job" ? ch.live_converted : ch.archived_converted) = n;
+    }
+    tx.commit();
+    return ch;
 }
 
 }  // namespace queuer

@@ -183,6 +183,88 @@ TEST_F(Queuerctl, MigrateTwice) {
     EXPECT_EQ(d["to_version"].GetInt(), queuer::schema_version());
 }
 
+TEST_F(Queuerctl, MigrateCompatSetsTheFormEveryClientWrites) {
+    auto d = parse(ok({"migrate", "--json"}));
+    EXPECT_EQ(str(d, "compat"), "python");  // the default
+    const std::string sched =
+        R"({"schedule":{"start":"2030-01-02T03:04:05Z","max_count":2,"interval":"1h"}})";
+    auto py = str(parse(ok({"add", "job", "--task", "t", "--options", sched, "--json"})), "rid");
+    d = parse(ok({"migrate", "--compat", "go", "--json"}));
+    EXPECT_EQ(str(d, "compat"), "go");
+    EXPECT_EQ(str(d, "previous_compat"), "python");
+    EXPECT_EQ(d["converted_live"].GetInt(), 1);  // the job written for Python, now for Go
+    auto go = str(parse(ok({"add", "job", "--task", "t", "--options", sched, "--json"})), "rid");
+    auto c = schema_.connect();
+    for (const auto& rid : {py, go}) {
+        queuer::db::Params p;
+        p.add(rid);
+        auto r = c.exec(
+            "SELECT options -> 'schedule' ->> 'start', (options -> 'schedule' -> "
+            "'interval')::text FROM job WHERE rid = $1::uuid",
+            p);
+        EXPECT_EQ(r.str(0, 0), "2030-01-02T03:04:05.000000Z");
+        EXPECT_EQ(r.str(0, 1), "3600000000000");
+    }
+    auto human = ok({"migrate", "--compat", "python"});
+    EXPECT_NE(human.find("now written for python clients (was go)"), std::string::npos) << human;
+    expect_error({"migrate", "--compat", "rust"}, 2, "--compat must be python or go");
+}
+
+TEST_F(Queuerctl, RetryKeepsAPythonJobsOptionsAsWritten) {
+    migrate();
+    ok({"migrate", "--compat", "go"});
+    auto c = schema_.connect();
+    const std::string py =
+        R"({"schedule": {"start": "2030-01-02T03:04:05", "interval": 90.5, "max_count": 2, )"
+        R"("next_interval": null}, "on_error": null})";
+    queuer::db::Params p;
+    p.add(py);
+    auto rid = c.exec(
+                    "INSERT INTO job_archive (id, options, task_name, status) VALUES (77, "
+                    "$1::jsonb, 'py', 'FAILED') RETURNING rid",
+                    p)
+                   .str(0, 0);
+    auto fresh = str(parse(ok({"retry", "job", "--rid", rid, "--json"})), "rid");
+    queuer::db::Params q;
+    q.add(fresh).add(py);
+    EXPECT_TRUE(
+        c.exec("SELECT options = $2::jsonb FROM job WHERE rid = $1::uuid", q).boolean(0, 0));
+}
+
+TEST_F(Queuerctl, ListAndWaitShowARowAnotherClientEncryptedInsteadOfFailing) {
+    migrate();
+    auto plain = add("echo", "[1]");
+    auto sealed = add("echo", "[2]");
+    ok({"cancel", "job", "--rid", plain});
+    // A row whose results another client sealed (pgcrypto's packet header, as the Go/Python
+    // clients' update_job_final_encrypted writes it).
+    auto c = schema_.connect();
+    queuer::db::Params p;
+    p.add(sealed);
+    c.exec(
+        "WITH m AS (DELETE FROM job WHERE rid = $1::uuid RETURNING *) INSERT INTO job_archive "
+        "(id, rid, options, task_name, parameters, status, results, results_encrypted) SELECT "
+        "id, rid, options, task_name, parameters, 'SUCCEEDED', '[]', "
+        "'\\xc30d04070302aabbccddeeff00112233445566778899'::bytea FROM m",
+        p);
+    auto list = parse(ok({"list", "jobArchive", "--json"}));
+    ASSERT_EQ(list.Size(), 2u);
+    int marked = 0;
+    for (const auto& j : list.GetArray()) {
+        if (!j.HasMember("unreadable")) continue;
+        ++marked;
+        EXPECT_EQ(str(j, "rid"), sealed);
+        EXPECT_EQ(str(j["unreadable"], "encrypted_by"), "pgcrypto");
+        EXPECT_TRUE(j["results"].IsNull());
+    }
+    EXPECT_EQ(marked, 1);
+    auto w = ctl({"wait", "job", "--rid", sealed, "--timeout", "5", "--json"});
+    EXPECT_EQ(w.code, 0) << describe(w);
+    EXPECT_EQ(str(parse(w.out), "status"), "SUCCEEDED");
+    auto human = ok({"get", "jobArchive", "--rid", sealed});
+    EXPECT_NE(human.find("encrypted by pgcrypto"), std::string::npos) << human;
+}
+
 TEST_F(Queuerctl, AddJobThenGetJobKeepsParameters) {
     // The contract's "done" check: migrate, add, get.
     migrate();

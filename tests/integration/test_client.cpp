@@ -732,26 +732,35 @@ TEST_F(ClientTest, EncryptedBatchIsSealedAndReadBack) {
     EXPECT_EQ(parse(enc.get_job(rids[1]).parameters_keyed)["s"].GetString(), kSecret);
 }
 
-TEST_F(ClientTest, EncryptedJobWithAnotherKeyIsACryptoError) {
+// One sealed row never breaks a read: it is marked (Job::unreadable) and its sealed columns are
+// left out; the reason names the job and never the key.
+TEST_F(ClientTest, EncryptedJobWithAnotherKeyIsMarkedUnreadable) {
     Client enc(schema.config(), kKey);
     auto j = enc.add_job("secret", kSecret);
     Client other(schema.config(), kOtherKey);
-    try {
-        auto got = other.get_job(j.rid);
-        FAIL() << "read with the wrong key: " << got.parameters;
-    } catch (const Error& e) {
-        EXPECT_EQ(e.kind(), ErrorKind::Crypto);
-        EXPECT_NE(std::string(e.what()).find(j.rid), std::string::npos) << e.what();
-        EXPECT_EQ(std::string(e.what()).find(kKey), std::string::npos);
-        EXPECT_EQ(std::string(e.what()).find(kOtherKey), std::string::npos);
-    }
+    auto got = other.get_job(j.rid);
+    EXPECT_EQ(got.status, "QUEUED");
+    EXPECT_EQ(got.unreadable, (std::vector<std::string>{"parameters", "parameters_keyed"}));
+    EXPECT_EQ(got.sealed_by, "queuerd");
+    EXPECT_EQ(got.parameters.find(kSecret), std::string::npos);
+    EXPECT_NE(got.unreadable_reason.find(j.rid), std::string::npos) << got.unreadable_reason;
+    EXPECT_NE(got.unreadable_reason.find("another key"), std::string::npos)
+        << got.unreadable_reason;
+    EXPECT_EQ(got.unreadable_reason.find(kKey), std::string::npos);
+    EXPECT_EQ(got.unreadable_reason.find(kOtherKey), std::string::npos);
+    EXPECT_EQ(got.to_json().find(kSecret), std::string::npos);
+    ASSERT_EQ(other.get_jobs().size(), 1u);
+    EXPECT_FALSE(other.get_jobs()[0].readable());
 }
 
 TEST_F(ClientTest, EncryptedJobWithoutAKeyTellsToSetTheVariable) {
     Client enc(schema.config(), kKey);
     auto j = enc.add_job("secret", kSecret);
-    expect_error([&] { client->get_job(j.rid); }, ErrorKind::Crypto,
-                 {"QUEUER_ENCRYPTION_KEY", j.rid});
+    auto got = client->get_job(j.rid);
+    EXPECT_FALSE(got.readable());
+    EXPECT_NE(got.unreadable_reason.find("QUEUER_ENCRYPTION_KEY"), std::string::npos)
+        << got.unreadable_reason;
+    EXPECT_NE(got.unreadable_reason.find(j.rid), std::string::npos) << got.unreadable_reason;
 }
 
 TEST_F(ClientTest, MalformedKeyRejectedAtConstruction) {

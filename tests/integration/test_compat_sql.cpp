@@ -703,12 +703,16 @@ TEST_F(CompatSql, DeleteStaleWorkersDeletesOnlyOldStoppedOnes) {
     EXPECT_EQ(left, (std::set<std::string>{"STOPPED5", "STOPPED1", "READY120", "RUNNING120"}));
 }
 
-TEST_F(CompatSql, StaleJobsOfStoppedWorkersAreSetInPlace) {
-    // §15 item 52: RUNNING job of a STOPPED worker -> QUEUED (Go); a SUCCEEDED-status row of
-    // that worker unchanged; RUNNING job of a READY worker unchanged.
+TEST_F(CompatSql, StaleJobsOfStoppedWorkersAreRecoveredNotSetInPlace) {
+    // §15 item 52's three cases, with migration 7's semantics: a RUNNING job of a worker STOPPED
+    // for 2 minutes is recovered as by queuerd's master (here: retries left -> back in the
+    // queue, SCHEDULED, no worker); a SUCCEEDED-status row of that worker unchanged; a RUNNING
+    // job of a READY worker unchanged. A worker STOPPED just now still ends its own jobs.
     auto dead = add_worker("dead", {"a"}, 5);
     auto alive = add_worker("alive", {"b"}, 5);
-    auto j1 = num(insert_job("a"), 0, "output_id");
+    auto j1 = num(insert_job("a", "QUEUED", std::nullopt,
+                             R"({"on_error":{"max_retries":1,"retry_delay":0}})"),
+                  0, "output_id");
     auto j2 = num(insert_job("a"), 0, "output_id");
     ASSERT_EQ(claim(dead.first).rows(), 2);
     insert_job("b");
@@ -722,10 +726,18 @@ TEST_F(CompatSql, StaleJobsOfStoppedWorkersAreSetInPlace) {
 
     db::Params p;
     p.add("QUEUED").add("SUCCEEDED").add("CANCELLED").add("FAILED").add("STOPPED");
+    EXPECT_EQ(c.exec("SELECT update_stale_jobs($1, $2, $3, $4, $5)", p).i64(0, 0), 0);
+    c.exec(
+        "UPDATE worker SET updated_at = CURRENT_TIMESTAMP - INTERVAL '3 minutes' "
+        "WHERE rid = $1::uuid",
+        st);
     EXPECT_EQ(c.exec("SELECT update_stale_jobs($1, $2, $3, $4, $5)", p).i64(0, 0), 1);
     db::Params q;
     q.add(j1);
-    EXPECT_EQ(c.exec("SELECT status FROM job WHERE id = $1", q).str(0, 0), "QUEUED");
+    auto r = c.exec("SELECT status, worker_id, worker_rid FROM job WHERE id = $1", q);
+    EXPECT_EQ(r.str(0, 0), "SCHEDULED");
+    EXPECT_EQ(r.i64(0, 1), 0);
+    EXPECT_TRUE(r.is_null(0, 2));
     EXPECT_EQ(c.exec("SELECT status FROM job WHERE id = $1", s).str(0, 0), "SUCCEEDED");
     EXPECT_EQ(scalar("SELECT count(*) FROM job WHERE task_name = 'b' AND status = 'RUNNING'"), 1);
 }

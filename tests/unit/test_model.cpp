@@ -352,6 +352,88 @@ TEST(Job, ToJsonHasExactlyTheReferenceFieldNamesInOrder) {
     EXPECT_STREQ(d["updated_at"].GetString(), "2026-01-01T00:00:01.000007Z");
 }
 
+TEST(Job, UnreadableColumnsAreNullAndMarked) {
+    Job j;
+    j.rid = "0b7f7a1e-8d3c-4c1a-9f2e-2f6d3f0a9b11";
+    j.status = std::string(status::succeeded);
+    j.parameters = "[1]";
+    j.results = "";
+    j.unreadable = {"results"};
+    j.sealed_by = "pgcrypto";
+    j.unreadable_reason = "encrypted by a Go or Python queuer client";
+    rapidjson::Document d;
+    d.Parse(j.to_json().c_str());
+    ASSERT_FALSE(d.HasParseError()) << j.to_json();
+    EXPECT_TRUE(d["results"].IsNull());
+    EXPECT_EQ(d["parameters"][0].GetInt(), 1);
+    EXPECT_STREQ(d["status"].GetString(), "SUCCEEDED");
+    ASSERT_TRUE(d["unreadable"].IsObject());
+    EXPECT_STREQ(d["unreadable"]["columns"][0].GetString(), "results");
+    EXPECT_STREQ(d["unreadable"]["encrypted_by"].GetString(), "pgcrypto");
+    EXPECT_STREQ(d["unreadable"]["reason"].GetString(), j.unreadable_reason.c_str());
+}
+
+TEST(Job, OptionsInAShapeThisBuildDoesNotReadAreShownAsStored) {
+    Job j;
+    j.options_json = R"({"schedule":{"start":"someday"},"other":1})";
+    rapidjson::Document d;
+    d.Parse(j.to_json().c_str());
+    ASSERT_FALSE(d.HasParseError()) << j.to_json();
+    EXPECT_STREQ(d["options"]["schedule"]["start"].GetString(), "someday");
+}
+
+// ---- compat forms (what is written into the database) ----
+
+TEST(CompatForm, ParsesNamesAndRejectsOthers) {
+    EXPECT_EQ(parse_compat_form("python"), CompatForm::Python);
+    EXPECT_EQ(parse_compat_form("Go"), CompatForm::Go);
+    EXPECT_STREQ(to_string(CompatForm::Go), "go");
+    expect_error([] { parse_compat_form("rust", "--compat"); }, ErrorKind::Invalid,
+                 {"--compat", "python or go", "rust"});
+}
+
+TEST(CompatForm, PythonFormHasFloatSecondsAndANaiveStart) {
+    Options o;
+    Schedule s;
+    s.start = tp(2030, 1, 2, 3, 4, 5, 500000);
+    s.max_count = 2;
+    s.interval = 1h;
+    o.schedule = s;
+    o.on_error = OnError{30, 3, 1, RetryBackoff::None};
+    EXPECT_EQ(o.to_json(CompatForm::Python),
+              R"({"on_error":{"timeout":30.0,"max_retries":3,"retry_delay":1.0,)"
+              R"("retry_backoff":"none"},"schedule":{"start":"2030-01-02T03:04:05.500000",)"
+              R"("max_count":2,"interval":3600.0,"next_interval":null}})");
+    s.start = tp(2030, 1, 2, 3, 4, 5);
+    s.interval = 0s;
+    s.max_count = 1;
+    EXPECT_EQ(s.to_json(CompatForm::Python),
+              R"({"start":"2030-01-02T03:04:05","max_count":1,"interval":null,)"
+              R"("next_interval":null})");
+    // Read back as written.
+    auto back = Options::from_json(o.to_json(CompatForm::Python));
+    EXPECT_EQ(back.schedule->interval, 1h);
+    EXPECT_EQ(back.schedule->start, tp(2030, 1, 2, 3, 4, 5, 500000));
+}
+
+TEST(CompatForm, GoFormHasIntegerNanosecondsAndRfc3339) {
+    Schedule s;
+    s.start = tp(2030, 1, 2, 3, 4, 5);
+    s.max_count = 2;
+    s.interval = 1500ms;
+    EXPECT_EQ(s.to_json(CompatForm::Go),
+              R"({"start":"2030-01-02T03:04:05.000000Z","max_count":2,"interval":1500000000})");
+    EXPECT_EQ(s.to_json(), s.to_json(CompatForm::Go));
+    EXPECT_EQ(Schedule::from_json(s.to_json(CompatForm::Go)).interval, 1500ms);
+}
+
+TEST(Time, NaiveFormatIsPythonsIsoformat) {
+    EXPECT_EQ(format_time_naive(tp(2026, 11, 25, 6, 0, 0)), "2026-11-25T06:00:00");
+    EXPECT_EQ(format_time_naive(tp(2026, 11, 25, 6, 0, 0, 7)), "2026-11-25T06:00:00.000007");
+    EXPECT_EQ(parse_time(format_time_naive(tp(2026, 11, 25, 6, 0, 0, 7)), "t"),
+              tp(2026, 11, 25, 6, 0, 0, 7));
+}
+
 TEST(Worker, ToJsonParses) {
     Worker w;
     w.id = 1;
@@ -399,6 +481,15 @@ TEST(MasterSettings, NonZeroFieldsKeptAndRoundTrip) {
 }
 
 // ---- BatchJob ----
+
+TEST(MasterSettings, PythonMastersShapeIsReadInItsUnits) {
+    auto s = MasterSettings::from_json(
+        R"({"retention_archive": 30, "master_poll_interval": 30.0, "lock_timeout_minutes": 5})");
+    EXPECT_EQ(s.retention_archive, std::chrono::hours(24 * 30));
+    EXPECT_EQ(s.master_poll_interval, 30s);
+    EXPECT_EQ(s.master_lock_timeout, 5min);
+    EXPECT_EQ(s.worker_stale_threshold, 2min);
+}
 
 TEST(BatchJob, FromJsonReadsEveryField) {
     auto b = BatchJob::from_json(

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -170,16 +171,34 @@ class Client {
     // The default OnError merged into jobs added without one (the worker's default).
     void set_default_on_error(std::optional<OnError> e) { default_on_error_ = std::move(e); }
 
+    // The form this database's job options are written in (queuer_settings 'compat', set by
+    // `queuerctl migrate --compat`): read at construction, re-read at most every 30 s.
+    CompatForm compat_form();
+
   protected:
-    Job row_to_job(const db::Result& r, int row) const;
+    // What to do with a column that cannot be decrypted: throw Error(Crypto) (the engine, which
+    // must not run such a job), or mark it in Job::unreadable and go on (listings, waits: one
+    // foreign row never breaks them).
+    enum class Unreadable { Throw, Mark };
+    Job row_to_job(const db::Result& r, int row, Unreadable mode = Unreadable::Throw) const;
+    CompatForm compat_form(db::Connection& c);
+    // `raw_options`: the options column to write verbatim (a retry keeps the form its job was
+    // written in); `options` must then be what they parse to. Otherwise `options` are written in
+    // the database's form.
     Job insert_one(db::Connection& c, std::string_view task, std::string_view parameters,
-                   std::string_view parameters_keyed, std::optional<Options> options);
+                   std::string_view parameters_keyed, std::optional<Options> options,
+                   const std::string* raw_options = nullptr);
     std::vector<Job> select_jobs(bool archive, const JobQuery& q);
 
     DatabaseConfig cfg_;
     std::unique_ptr<db::Pool> pool_;
     std::unique_ptr<Cipher> cipher_;
     std::optional<OnError> default_on_error_;
+
+  private:
+    std::mutex compat_mu_;
+    std::optional<CompatForm> compat_;
+    std::chrono::steady_clock::time_point compat_read_at_{};
 };
 
 // Column list every job query selects, in the order row_to_job reads.

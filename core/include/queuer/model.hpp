@@ -19,6 +19,9 @@ using Seconds = std::chrono::duration<double>;
 TimePoint now();
 // RFC 3339 in UTC with microseconds: 2026-11-25T06:00:00.123456Z
 std::string format_time(TimePoint tp);
+// ISO 8601 in UTC without an offset, as Python's datetime.isoformat() writes a naive time:
+// 2026-11-25T06:00:00.123456, or 2026-11-25T06:00:00 when the microseconds are zero.
+std::string format_time_naive(TimePoint tp);
 // Accepts RFC 3339 (with Z or an offset, optional fraction) and PostgreSQL's
 // "YYYY-MM-DD HH:MM:SS[.ffffff]" (taken as UTC). Throws Error(Invalid) naming `what`.
 TimePoint parse_time(std::string_view text, std::string_view what);
@@ -41,6 +44,18 @@ inline constexpr std::string_view stopping = "STOPPING";
 inline constexpr std::string_view stopped = "STOPPED";
 inline constexpr std::string_view failed = "FAILED";
 }  // namespace worker_status
+
+// The form in which durations and times are written into a job's `options` for the clients that
+// share the database (a per-database setting, see schema.hpp; docs/compatibility.md):
+// - Python (queuerPy, the default): schedule.interval as float seconds (3600.0),
+//   schedule.start as a naive ISO 8601 time in UTC (2026-11-25T06:00:00.5);
+// - Go (queuer): schedule.interval as integer nanoseconds, schedule.start as RFC 3339 with an
+//   offset (2026-11-25T06:00:00.500000Z).
+// on_error is the same in both (timeout and retry_delay as seconds). Readers accept every form.
+enum class CompatForm { Python, Go };
+const char* to_string(CompatForm f);
+// "python" or "go" (case-insensitive); throws Error(Invalid) naming `what` otherwise.
+CompatForm parse_compat_form(std::string_view text, std::string_view what = "compat");
 
 enum class RetryBackoff { None, Linear, Exponential };
 const char* to_string(RetryBackoff b);
@@ -66,7 +81,8 @@ struct Schedule {
     std::string next_interval;  // name of a registered next-interval function
 
     void validate() const;
-    std::string to_json() const;
+    std::string to_json() const;  // the Go form (API output)
+    std::string to_json(CompatForm form) const;
     static Schedule from_json(std::string_view text);
 };
 
@@ -80,7 +96,9 @@ struct Options {
         return !on_error && !schedule && parent_rid.empty() && metadata_json.empty();
     }
     void validate() const;
-    std::string to_json() const;
+    std::string to_json() const;  // the Go form: API output (Job::to_json, queuerctl)
+    // What is written into the database, in its form (Client::compat_form()).
+    std::string to_json(CompatForm form) const;
     static Options from_json(std::string_view text);  // accepts "null" / "" as empty
 };
 
@@ -102,6 +120,18 @@ struct Job {
     std::string error;
     TimePoint created_at{};
     TimePoint updated_at{};
+
+    // The options column exactly as stored (JSON text; empty for SQL NULL): a retry copies it
+    // verbatim, in the form its writer chose.
+    std::string options_json;
+    // Columns that could not be decrypted ("parameters", "parameters_keyed", "results"): sealed
+    // by another client (the Go/Python clients' pgcrypto) or by queuerd with another key or
+    // without a key here. Their values are left empty and shown as null; empty when every
+    // column was readable. See Job::to_json ("unreadable").
+    std::vector<std::string> unreadable;
+    std::string sealed_by;          // "pgcrypto" or "queuerd" when `unreadable` is not empty
+    std::string unreadable_reason;  // one line for people: why, and what would help
+    bool readable() const { return unreadable.empty(); }
 
     std::string to_json() const;
 };
@@ -149,7 +179,9 @@ struct MasterSettings {
     std::chrono::nanoseconds job_stale_threshold = std::chrono::hours(1);
 
     std::string to_json() const;
-    static MasterSettings from_json(std::string_view text);  // zero or missing fields -> defaults
+    // Zero or missing fields -> defaults. Also reads a Python master's shape
+    // ({"retention_archive": days, "master_poll_interval": seconds, "lock_timeout_minutes"}).
+    static MasterSettings from_json(std::string_view text);
 };
 
 struct Master {
