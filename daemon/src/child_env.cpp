@@ -1,4 +1,4 @@
-// Allow-listed environment for task-runner children (child_env.hpp).
+// The scrubbed environment of task-runner children (child_env.hpp).
 #include "child_env.hpp"
 
 #include <array>
@@ -60,7 +60,10 @@ std::vector<std::string> task_runner_environment(const std::vector<std::string>&
         if (eq == std::string_view::npos || eq == 0) continue;
         std::string_view name = kv.substr(0, eq);
         if (secret_variable(name)) continue;
-        if (default_task_variable(name) || matches_pattern(name, extra)) out.emplace_back(kv);
+        // Without a list: queuerd's whole environment but its secrets (as tasks see it in thread
+        // isolation). With worker.task_environment: the basic variables and the listed ones.
+        if (extra.empty() || default_task_variable(name) || matches_pattern(name, extra))
+            out.emplace_back(kv);
     }
     return out;
 }

@@ -1,8 +1,9 @@
 // The environment of the task-runner children of `worker.isolation: process`. They run plugin
-// code that may not be fully trusted, so they get an allow-listed environment instead of
-// queuerd's own: never the database settings and password (QUEUER_DB_*), the encryption key
-// (QUEUER_ENCRYPTION_KEY), the web console token, the systemd credentials directory or systemd's
-// notification and socket-activation variables. See docs/plugin-guide.md, "Isolation modes".
+// code that may not be fully trusted, so they never get the database settings and password
+// (QUEUER_DB_*), the encryption key (QUEUER_ENCRYPTION_KEY), the web console token, the systemd
+// credentials directory or systemd's notification and socket-activation variables; everything
+// else is passed unless worker.task_environment restricts it to an allow-list. See
+// docs/plugin-guide.md, "Isolation modes".
 #pragma once
 
 #include <unistd.h>  // environ (_GNU_SOURCE)
@@ -28,8 +29,10 @@ bool secret_variable(std::string_view name);
 // ("ACME_*" matches ACME_URL).
 bool matches_pattern(std::string_view name, const std::vector<std::string>& patterns);
 
-// "NAME=value" strings for execve(): every variable of `envp` that is a default task variable
-// or matches `extra` (worker.task_environment), minus the secret ones, in envp's order.
+// "NAME=value" strings for execve(), in envp's order, never a secret one: with `extra` empty
+// (no worker.task_environment) every other variable of `envp`, as tasks see it in thread
+// isolation; otherwise only the default task variables and those matching `extra` (an
+// allow-list, for operators who want one).
 std::vector<std::string> task_runner_environment(const std::vector<std::string>& extra = {},
                                                  const char* const* envp = environ);
 

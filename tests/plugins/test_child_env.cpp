@@ -1,5 +1,6 @@
 // task_runner_environment(): what a task-runner child (process isolation) gets from queuerd's
-// environment: the allow-listed variables and worker.task_environment, never a secret.
+// environment: all of it but the secrets by default; with worker.task_environment, the basic
+// variables and the listed ones; never a secret.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -55,8 +56,22 @@ const std::vector<const char*> kDaemonEnv = {
     "malformed",
 };
 
-TEST(ChildEnv, KeepsWhatTasksNeedAndDropsSecrets) {
+TEST(ChildEnv, ByDefaultEverythingButTheSecrets) {
     auto env = env_of(kDaemonEnv);
+    for (const char* kv : {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "AWS_SECRET_ACCESS_KEY=aws",
+                           "ACME_URL=https://acme.example", "ACME_TOKEN=t", "OTHER=1"})
+        EXPECT_TRUE(has(env, kv)) << kv;
+    for (const char* name :
+         {"QUEUER_DB_HOST", "QUEUER_DB_PASSWORD", "QUEUER_DB_USERNAME", "QUEUER_ENCRYPTION_KEY",
+          "QUEUERD_WEB_TOKEN", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+          "WATCHDOG_PID", "LISTEN_FDS"})
+        EXPECT_FALSE(has_name(env, name)) << name;
+    EXPECT_FALSE(has_name(env, "malformed"));
+    EXPECT_EQ(env.front(), "PATH=/usr/bin:/bin");
+}
+
+TEST(ChildEnv, AListKeepsWhatTasksNeedAndDropsTheRest) {
+    auto env = env_of(kDaemonEnv, {"NOT_SET_ANYWHERE"});
     for (const char* kv :
          {"PATH=/usr/bin:/bin", "HOME=/var/lib/queuerd", "LANG=C.UTF-8", "LC_TIME=de_DE.UTF-8",
           "TZ=Europe/Berlin", "TMPDIR=/tmp/q", "LD_LIBRARY_PATH=/opt/acme/lib",
