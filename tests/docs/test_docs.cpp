@@ -219,20 +219,26 @@ class ParserKeys {
     std::string dir_;
 };
 
-// The keys docs/configuration.md documents: table rows "| `key` |" under "## `section`".
+// The keys docs/configuration.md documents: the rows "| `key` |" of the key tables (those whose
+// header's first column is "key") under "## `section`". Other tables of a section (the paths and
+// metrics of `http`) name no keys.
 std::set<std::string> documented_keys() {
     std::set<std::string> out;
     std::string section;
-    bool fenced = false;
+    bool fenced = false, in_table = false, key_table = false;
     static const std::regex heading(R"(^## `([a-z_]+)`\s*$)");
+    static const std::regex header(R"(^\|\s*key\s*\|)");
     static const std::regex row(R"(^\| `([a-z_.]+)` \|)");
     for (const auto& l : lines_of(source("docs/configuration.md"))) {
         if (l.rfind("```", 0) == 0) fenced = !fenced;
         if (fenced) continue;
         std::smatch m;
+        bool table_line = l.rfind("|", 0) == 0;
+        if (table_line && !in_table) key_table = std::regex_search(l, header);
+        in_table = table_line;
         if (l.rfind("## ", 0) == 0) {
             section = std::regex_match(l, m, heading) ? m[1].str() : "";
-        } else if (!section.empty() && std::regex_search(l, m, row)) {
+        } else if (!section.empty() && key_table && std::regex_search(l, m, row)) {
             out.insert(section + "." + m[1].str());
         }
     }
@@ -300,8 +306,14 @@ std::set<std::string> complete(const std::vector<std::string>& words) {
     return std::set<std::string>(l.begin(), l.end());
 }
 
+// Both ways: every verb, noun and flag of the help is offered, and nothing else is (but the
+// global flags of `queuerctl --help`, which queuerctl accepts anywhere on the line).
 TEST(docs, BashCompletionKnowsEveryVerbNounAndFlag) {
-    for (const auto& c : queuerctl_commands()) {
+    auto commands = queuerctl_commands();
+    ASSERT_FALSE(commands.empty());
+    ASSERT_TRUE(commands.front().path.empty());
+    const auto& root_flags = commands.front().help.flags;
+    for (const auto& c : commands) {
         std::vector<std::string> words{"queuerctl"};
         words.insert(words.end(), c.path.begin(), c.path.end());
         if (!c.help.subcommands.empty()) {
@@ -310,6 +322,12 @@ TEST(docs, BashCompletionKnowsEveryVerbNounAndFlag) {
             for (const auto& s : c.help.subcommands)
                 EXPECT_TRUE(offered.count(s)) << "cli/completion/queuerctl.bash does not offer '"
                                               << s << "' after '" << c.name() << "'";
+            std::set<std::string> known(c.help.subcommands.begin(), c.help.subcommands.end());
+            if (c.path.empty()) known.insert(root_flags.begin(), root_flags.end());
+            for (const auto& o : offered)
+                EXPECT_TRUE(known.count(o))
+                    << "cli/completion/queuerctl.bash offers '" << o << "' after '" << c.name()
+                    << "', which " << c.name() << " --help does not list";
             continue;
         }
         words.push_back("-");
@@ -317,6 +335,12 @@ TEST(docs, BashCompletionKnowsEveryVerbNounAndFlag) {
         for (const auto& f : c.help.flags)
             EXPECT_TRUE(offered.count(f)) << "cli/completion/queuerctl.bash does not offer " << f
                                           << " for '" << c.name() << "'";
+        std::set<std::string> known(c.help.flags.begin(), c.help.flags.end());
+        known.insert(root_flags.begin(), root_flags.end());
+        for (const auto& o : offered)
+            EXPECT_TRUE(known.count(o))
+                << "cli/completion/queuerctl.bash offers " << o << " for '" << c.name()
+                << "', which neither " << c.name() << " --help nor queuerctl --help lists";
     }
 }
 
