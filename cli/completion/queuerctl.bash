@@ -25,7 +25,7 @@ _queuerctl() {
     local page="--status --search -i --lastId -l --limit"
     local bulk="--task --status --since --until --dry-run"
     local -A flags=(
-        [migrate]=""
+        [migrate]="--compat"
         [version]=""
         [status]=""
         [stats]="--since"
@@ -50,7 +50,7 @@ _queuerctl() {
     )
     # Flags followed by a value.
     local with_value=" --config --task --params --keyed --options -f --file -r --rid --status
-        --search -i --lastId -l --limit --timeout --since --until --error "
+        --search -i --lastId -l --limit --timeout --since --until --error --compat "
     local live="QUEUED SCHEDULED RUNNING" ended="SUCCEEDED FAILED CANCELLED"
 
     # The verb and noun typed so far, skipping flags and their values.
@@ -93,6 +93,10 @@ _queuerctl() {
                 values=$rest
             fi
             mapfile -t COMPREPLY < <(compgen -P "$head" -W "$values" -- "$cur")
+            return
+            ;;
+        --compat)
+            mapfile -t COMPREPLY < <(compgen -W "python go" -- "$cur")
             return
             ;;
     esac

@@ -441,8 +441,10 @@ void Queuer::Engine::begin_stop(std::chrono::milliseconds grace, StopCause cause
     set_phase(Phase::Draining);
     uv_timer_stop(&poll_timer_);
     uv_timer_stop(&due_timer_);
-    // Jobs claimed ahead never started: back to the queue at once for another worker.
-    auto queued = exec_->withdraw_all();
+    // Jobs claimed ahead never started: back to the queue at once for another worker. Those the
+    // free task threads are taking this moment stay and run (within the grace).
+    int free_threads = std::max(0, concurrency_ - exec_->busy());
+    auto queued = exec_->withdraw_beyond(static_cast<size_t>(free_threads));
     for (auto& run : queued) {
         run->state = detail::Run::State::Returned;
         Completion c;

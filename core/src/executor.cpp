@@ -149,6 +149,16 @@ std::vector<std::shared_ptr<Run>> Executor::withdraw_all() {
     return out;
 }
 
+std::vector<std::shared_ptr<Run>> Executor::withdraw_beyond(size_t keep) {
+    std::vector<std::shared_ptr<Run>> out;
+    std::lock_guard g(s_->mu);
+    while (s_->ready.size() > keep) {
+        out.push_back(std::move(s_->ready.back()));
+        s_->ready.pop_back();
+    }
+    return out;
+}
+
 std::vector<std::shared_ptr<Run>> Executor::withdraw_if_stalled(steady::duration age) {
     std::lock_guard g(s_->mu);
     // In claim order: when even the first has waited this long, the queue is not moving.

@@ -92,8 +92,11 @@ class Executor {
     // A run still queued is taken out (Withdrawn: it never started); a started one is told
     // through its context (Signalled); Gone when neither (it returned already).
     Stop cancel(Run& run, const std::string& reason);
-    // Takes every queued run back (shutdown, ownership lost).
+    // Takes every queued run back (ownership lost).
     std::vector<std::shared_ptr<Run>> withdraw_all();
+    // Takes back the queued runs beyond the first `keep` (the last claimed first): at a stop,
+    // jobs claimed ahead go back while those free threads are about to take stay.
+    std::vector<std::shared_ptr<Run>> withdraw_beyond(size_t keep);
     // Takes every queued run back when the first in line has waited longer than `age` (the
     // tasks ahead of them run longer than the prefetch expected: other workers may be idle).
     std::vector<std::shared_ptr<Run>> withdraw_if_stalled(std::chrono::steady_clock::duration age);

@@ -399,8 +399,14 @@ struct ProcessPool::State {
         return status;
     }
 
-    std::string run(queuer::JobContext& ctx) {
-        auto child = acquire();
+    // What the task produced, as a value: its results, its error, or how its child died.
+    queuer::TaskResult run(queuer::JobContext& ctx) {
+        std::unique_ptr<Child> child;
+        try {
+            child = acquire();
+        } catch (const std::exception& e) {
+            return queuer::TaskResult::failure(e.what());  // the runner cannot be started
+        }
         Channel& ch = *child->channel;
 
         const auto& deadline = ctx.deadline();
@@ -414,7 +420,7 @@ struct ProcessPool::State {
                      {ctx.rid(), ctx.task_name(), std::to_string(ctx.attempt()), ctx.parameters(),
                       ctx.parameters_keyed(), std::to_string(deadline_ms)})) {
             int status = destroy(std::move(child), 0ms);
-            throw std::runtime_error(describe_status(status));
+            return queuer::TaskResult::failure(describe_status(status));
         }
 
         bool cancel_sent = false;
@@ -426,15 +432,15 @@ struct ProcessPool::State {
                 if (!m) {
                     // EOF: the child died (or broke the protocol); say how and replace it.
                     int status = destroy(std::move(child), 1000ms);
-                    throw std::runtime_error(describe_status(status));
+                    return queuer::TaskResult::failure(describe_status(status));
                 }
                 switch (m->type) {
                     case kDone: {
                         bool ok = field(*m, 0) == "1";
                         std::string payload = field(*m, 1);
                         release(std::move(child));
-                        if (!ok) throw std::runtime_error(payload);
-                        return payload;
+                        return ok ? queuer::TaskResult::success(std::move(payload))
+                                  : queuer::TaskResult::failure(std::move(payload));
                     }
                     case kLog:
                         emit_plugin_log(std::atoi(field(*m, 0).c_str()), field(*m, 1), field(*m, 2),
@@ -472,7 +478,7 @@ struct ProcessPool::State {
                 }
             } else if (now >= kill_at) {
                 destroy(std::move(child), 0ms);
-                throw std::runtime_error(
+                return queuer::TaskResult::failure(
                     fmt::format("task killed: it did not stop within {} ms after it was {}",
                                 options.kill_grace.count(), reason));
             }
@@ -487,12 +493,12 @@ ProcessPool::~ProcessPool() {
     state_->shutdown();
 }
 
-std::string ProcessPool::run(queuer::JobContext& ctx) {
+queuer::TaskResult ProcessPool::run(queuer::JobContext& ctx) {
     return state_->run(ctx);
 }
 
-std::map<std::string, queuer::TaskFunc> ProcessPool::tasks(const PluginHost& host) const {
-    std::map<std::string, queuer::TaskFunc> out;
+std::map<std::string, queuer::TaskFn> ProcessPool::tasks(const PluginHost& host) const {
+    std::map<std::string, queuer::TaskFn> out;
     for (const auto& [name, t] : host.plugin_tasks()) {
         std::shared_ptr<State> state = state_;
         out.emplace(name, [state](queuer::JobContext& ctx) { return state->run(ctx); });

@@ -52,14 +52,14 @@ class ProcessPool {
     ProcessPool& operator=(const ProcessPool&) = delete;
 
     // Runs ctx.task_name() in an idle child (starting one when none is idle). Returns the results
-    // JSON or throws std::runtime_error: the task's error text; "task crashed: signal N (SIG...)";
-    // "task exited with status N"; "task killed: ..." after a cancellation or deadline it did not
-    // honour within kill_grace; or queuer::Error(Plugin) when a child cannot be started.
-    std::string run(queuer::JobContext& ctx);
+    // JSON, or a failure: the task's error text; "task crashed: signal N (SIG...)"; "task exited
+    // with status N"; "task killed: ..." after a cancellation or deadline it did not honour
+    // within kill_grace; or why a child cannot be started.
+    queuer::TaskResult run(queuer::JobContext& ctx);
 
     // A TaskFunc running in this pool for every task of `host` (they keep the pool's internals
     // alive, so they may outlive this object).
-    std::map<std::string, queuer::TaskFunc> tasks(const PluginHost& host) const;
+    std::map<std::string, queuer::TaskFn> tasks(const PluginHost& host) const;
     // add_task for every task through the pool; next-interval functions stay in-process (they are
     // pure and fast, and the engine calls them outside any job).
     void register_into(const PluginHost& host, queuer::Queuer& queuer) const;

@@ -361,16 +361,16 @@ TaskOutcome invoke_task(const PluginTask& task, JobBackend& backend, int attempt
     return out;
 }
 
-queuer::TaskFunc make_task_func(const PluginTask& task) {
+queuer::TaskFn make_task_func(const PluginTask& task) {
     const PluginTask* t = &task;
-    return [t](queuer::JobContext& ctx) -> std::string {
+    return [t](queuer::JobContext& ctx) -> queuer::TaskResult {
         // Named in queuerd's crash report should this task bring the process down.
         crash::JobSlot crash_slot(ctx.rid(), t->name);
         ContextBackend backend(ctx);
         TaskOutcome out =
             invoke_task(*t, backend, ctx.attempt(), ctx.parameters(), ctx.parameters_keyed());
-        if (!out.ok) throw std::runtime_error(out.error);
-        return std::move(out.result);
+        return out.ok ? queuer::TaskResult::success(std::move(out.result))
+                      : queuer::TaskResult::failure(std::move(out.error));
     };
 }
 
@@ -529,8 +529,8 @@ std::vector<std::string> PluginHost::paths() const {
     return out;
 }
 
-std::map<std::string, queuer::TaskFunc> PluginHost::tasks() const {
-    std::map<std::string, queuer::TaskFunc> out;
+std::map<std::string, queuer::TaskFn> PluginHost::tasks() const {
+    std::map<std::string, queuer::TaskFn> out;
     for (const auto& [name, t] : tasks_) out.emplace(name, make_task_func(t));
     return out;
 }

@@ -110,7 +110,7 @@ class PluginHost {
     // Engine adapters, by name. They refer to this host, which must outlive them. A TaskFunc runs
     // the plugin task in this process and returns its results, or throws std::runtime_error with
     // the task's error text ("task failed" when it set none).
-    std::map<std::string, queuer::TaskFunc> tasks() const;
+    std::map<std::string, queuer::TaskFn> tasks() const;
     std::map<std::string, queuer::NextIntervalFunc> next_interval_funcs() const;
     // add_task / add_next_interval_func for every entry above.
     void register_into(queuer::Queuer& queuer) const;
@@ -128,7 +128,7 @@ class PluginHost {
 };
 
 // The TaskFunc / NextIntervalFunc adapters for one entry (used by PluginHost and isolation).
-queuer::TaskFunc make_task_func(const PluginTask& task);
+queuer::TaskFn make_task_func(const PluginTask& task);
 queuer::NextIntervalFunc make_next_interval_func(const PluginNextInterval& func);
 
 }  // namespace queuerd

@@ -42,12 +42,13 @@ std::unique_ptr<queuer::JobContext> ctx_for(
 }
 
 std::string error_of(ProcessPool& pool, queuer::JobContext& ctx) {
-    try {
-        pool.run(ctx);
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "(no error)";
+    auto r = pool.run(ctx);
+    return r.ok ? "(no error)" : r.text;
+}
+
+// The results of a task that must succeed ("(failed: ...)" otherwise).
+std::string results(queuer::TaskResult r) {
+    return r.ok ? r.text : "(failed: " + r.text + ")";
 }
 
 bool no_children_left() {
@@ -61,9 +62,9 @@ TEST(ProcessIsolation, EchoRunsInAChildAndTheChildIsReused) {
     {
         ProcessPool pool(options());
         auto c1 = ctx_for("echo", R"([1,"a"])");
-        EXPECT_EQ(pool.run(*c1), R"([1,"a"])");
+        EXPECT_EQ(results(pool.run(*c1)), R"([1,"a"])");
         auto c2 = ctx_for("noop");
-        EXPECT_EQ(pool.run(*c2), "[]");
+        EXPECT_EQ(results(pool.run(*c2)), "[]");
         EXPECT_EQ(pool.children(), 1u);
         EXPECT_EQ(pool.idle(), 1u);
     }
@@ -85,7 +86,7 @@ TEST(ProcessIsolation, SegfaultFailsTheJobWithTheSignalAndThePoolGoesOn) {
     EXPECT_EQ(pool.children(), 0u);  // the dead child is gone, reaped
 
     auto next = ctx_for("echo", R"(["after"])");
-    EXPECT_EQ(pool.run(*next), R"(["after"])");
+    EXPECT_EQ(results(pool.run(*next)), R"(["after"])");
     EXPECT_EQ(pool.children(), 1u);
 }
 
@@ -94,7 +95,7 @@ TEST(ProcessIsolation, AbortIsReportedWithItsSignal) {
     auto c = ctx_for("crash", R"(["abort"])");
     EXPECT_EQ(error_of(pool, *c), "task crashed: signal 6 (SIGABRT)");
     auto next = ctx_for("noop");
-    EXPECT_EQ(pool.run(*next), "[]");
+    EXPECT_EQ(results(pool.run(*next)), "[]");
 }
 
 TEST(ProcessIsolation, ExitInATaskIsReportedWithItsStatus) {
@@ -102,7 +103,7 @@ TEST(ProcessIsolation, ExitInATaskIsReportedWithItsStatus) {
     auto c = ctx_for("crash", R"(["exit"])");
     EXPECT_EQ(error_of(pool, *c), "task exited with status 3");
     auto next = ctx_for("noop");
-    EXPECT_EQ(pool.run(*next), "[]");
+    EXPECT_EQ(results(pool.run(*next)), "[]");
 }
 
 TEST(ProcessIsolation, ChildIgnoringCancellationIsKilledAtItsDeadline) {
@@ -118,7 +119,7 @@ TEST(ProcessIsolation, ChildIgnoringCancellationIsKilledAtItsDeadline) {
         EXPECT_EQ(pool.children(), 0u);
 
         auto next = ctx_for("echo", "[2]");
-        EXPECT_EQ(pool.run(*next), "[2]");
+        EXPECT_EQ(results(pool.run(*next)), "[2]");
     }
     EXPECT_TRUE(no_children_left());
 }
@@ -131,7 +132,7 @@ TEST(ProcessIsolation, CooperativeTaskStopsAtItsDeadlineAndKeepsItsChild) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s);
     EXPECT_EQ(pool.children(), 1u);  // it returned in time: not killed
     auto next = ctx_for("noop");
-    EXPECT_EQ(pool.run(*next), "[]");
+    EXPECT_EQ(results(pool.run(*next)), "[]");
     EXPECT_EQ(pool.children(), 1u);
 }
 
@@ -168,7 +169,7 @@ TEST(ProcessIsolation, LogLinesFromTheChildReachTheParentsLog) {
     {
         ProcessPool pool(options({std::string(QUEUER_TEST_PLUGIN_DIR) + "/libc_tasks.so"}));
         auto c = ctx_for("c_log");
-        EXPECT_EQ(pool.run(*c), R"([1,false,"tagged"])");
+        EXPECT_EQ(results(pool.run(*c)), R"([1,false,"tagged"])");
     }
     queuerd::set_plugin_log_sink(nullptr);
     ASSERT_EQ(lines.size(), 1u);
@@ -182,7 +183,7 @@ TEST(ProcessIsolation, PoolGrowsToTheNumberOfConcurrentJobs) {
     for (int i = 0; i < 4; ++i) {
         threads.emplace_back([&] {
             auto c = ctx_for("sleep", "[300]");
-            if (pool.run(*c) == "[]") ++ok;
+            if (results(pool.run(*c)) == "[]") ++ok;
         });
     }
     for (auto& t : threads) t.join();
