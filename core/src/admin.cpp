@@ -8,6 +8,7 @@
 #include "queuer/error.hpp"
 #include "queuer/json.hpp"
 #include "queuer/schema.hpp"
+#include "job_sql.hpp"
 #include "worker_row.hpp"
 
 namespace queuer::admin {
@@ -289,15 +290,8 @@ int64_t cancel_jobs(db::Connection& c, const Filter& f, bool dry_run) {
     if (dry_run) return c.exec("SELECT count(*) FROM job" + w.sql(), w.params).i64(0, 0);
     auto r = c.exec(
         "WITH moved AS (DELETE FROM job" + w.sql() +
-            " RETURNING *) "
-            "INSERT INTO job_archive (id, rid, worker_id, worker_rid, options, task_name, "
-            "  parameters, parameters_encrypted, parameters_keyed, parameters_keyed_encrypted, "
-            "  status, scheduled_at, started_at, schedule_count, attempts, results, "
-            "  results_encrypted, error, created_at, updated_at) "
-            "SELECT id, rid, worker_id, worker_rid, options, task_name, parameters, "
-            "  parameters_encrypted, parameters_keyed, parameters_keyed_encrypted, 'CANCELLED', "
-            "  scheduled_at, started_at, schedule_count, attempts, '[]', '', '', created_at, "
-            "  CURRENT_TIMESTAMP FROM moved",
+            " RETURNING *) " QUEUER_ARCHIVE_INSERT("moved", "'CANCELLED'", "started_at", "'[]'",
+                                                   "''", "''"),
         w.params);
     return r.affected();
 }

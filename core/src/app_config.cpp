@@ -58,6 +58,13 @@ const char* to_string(LogFormat f) {
     return "text";
 }
 
+std::string default_spool_dir() {
+    const char* s = std::getenv("STATE_DIRECTORY");
+    if (!s || !*s) return {};
+    std::string dirs(s);
+    return dirs.substr(0, dirs.find(':'));
+}
+
 std::string default_worker_name() {
     char host[256] = {};
     if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "queuerd";
@@ -424,7 +431,8 @@ void check_key(std::string_view key, std::string_view what) {
 #define QUEUER_WORKER_KEYS                                                                   \
     {                                                                                        \
         "name", "max_concurrency", "on_error", "heartbeat_interval", "shutdown_grace",       \
-            "isolation", "poll_interval", "prefetch", "max_result_bytes", "task_environment" \
+            "isolation", "poll_interval", "prefetch", "max_result_bytes", "task_environment",    \
+            "spool_dir"                                                                      \
     }
 
 void apply_defaults_without_file(AppConfig& cfg) {
@@ -515,6 +523,7 @@ void parse_worker(const Loader& L, const Section& root, AppConfig& cfg, bool req
     // At least 1 kB (an error text must fit); at most 1 GB, PostgreSQL's limit for one value.
     if (auto n = L.size(w, "max_result_bytes", 1024, 1024ull * 1024 * 1024))
         cfg.worker.max_result_bytes = static_cast<size_t>(*n);
+    if (auto v = L.string(w, "spool_dir")) cfg.worker.spool_dir = v->empty() ? "" : L.resolve(*v);
     // Extra variables for task-runner children: names, or prefixes ending in '*'.
     if (const Entry* e = w.find("task_environment"); e && e->value && !e->value.IsNull()) {
         if (!e->value.IsSequence())

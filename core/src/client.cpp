@@ -8,6 +8,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "job_sql.hpp"
 #include "queuer/crypto.hpp"
 #include "queuer/error.hpp"
 #include "queuer/schema.hpp"
@@ -56,15 +57,8 @@ const db::Statement kListJobsEnded{"queuer_list_jobs_ended",
 const db::Statement kCancelJob{
     "queuer_cancel_job",
     "WITH moved AS (DELETE FROM job WHERE rid = $1::uuid "
-    "  AND status IN ('QUEUED', 'SCHEDULED', 'RUNNING') RETURNING *) "
-    "INSERT INTO job_archive (id, rid, worker_id, worker_rid, options, task_name, parameters, "
-    "  parameters_encrypted, parameters_keyed, parameters_keyed_encrypted, status, scheduled_at, "
-    "  started_at, schedule_count, attempts, results, results_encrypted, error, created_at, "
-    "  updated_at) "
-    "SELECT id, rid, worker_id, worker_rid, options, task_name, parameters, parameters_encrypted, "
-    "  parameters_keyed, parameters_keyed_encrypted, 'CANCELLED', scheduled_at, started_at, "
-    "  schedule_count, attempts, '[]', '', '', created_at, CURRENT_TIMESTAMP FROM moved "
-    "RETURNING " JOB_COLS};
+    "  AND status IN ('QUEUED', 'SCHEDULED', 'RUNNING') RETURNING *) " QUEUER_ARCHIVE_INSERT(
+        "moved", "'CANCELLED'", "started_at", "'[]'", "''", "''") " RETURNING " JOB_COLS};
 
 #define WORKER_COLS QUEUER_WORKER_COLS
 

@@ -349,9 +349,12 @@ void Queuer::Engine::pipe_up(PgPipe& p) {
                      (!claim_jobs_ || (claim_pipe_->up() && finish_pipe_->up()));
         if (ready) {
             set_phase(Phase::Running);
-            std::lock_guard g(state_mu_);
-            start_settled_ = true;
-            state_cv_.notify_all();
+            {
+                std::lock_guard g(state_mu_);
+                start_settled_ = true;
+                state_cv_.notify_all();
+            }
+            replay_spool();
         }
     }
     publish();
@@ -525,8 +528,10 @@ void Queuer::Engine::check_stop() {
         return;
     }
     if (!done) {
-        // The database did not take the last outcomes in time. Say which jobs, so an operator
-        // can check them; the master recovers them as jobs of a stopped worker.
+        // The database did not take the last outcomes in time. Save them (worker.spool_dir) for
+        // the next start, and say which jobs, so an operator can check them; without a spool
+        // the master recovers them as jobs of a stopped worker.
+        spool_unwritten();
         std::vector<std::string> rids;
         for (auto& [id, run] : runs_) rids.push_back(run->rid);
         unwritten_ = rids.size();

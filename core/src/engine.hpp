@@ -59,6 +59,22 @@ struct Completion {
 
 struct ClaimColumns;
 
+// One outcome as the finish statements take it: plain data, from a Completion or read back
+// from the spool (outcomes a stopping worker could not write, written at the next start).
+struct FinishRow {
+    int64_t id = 0;
+    std::string rid, token;
+    Action action = Action::Succeeded;
+    std::string results = "[]", sealed, error;
+    int64_t delay_ms = 0;
+    std::string started, next_at;  // RFC 3339, "" = none
+};
+FinishRow finish_row(const Completion& c);
+db::Params finish_params(const std::vector<FinishRow>& rows, const std::string& worker_rid);
+inline bool ends_job(Action a) {
+    return a == Action::Succeeded || a == Action::Failed || a == Action::Cancelled;
+}
+
 // Rate-limited logging of a subsystem's outage: the first failure, then at most once a minute,
 // and the recovery with how long it took.
 struct Outage {
@@ -166,6 +182,8 @@ class Queuer::Engine {
     void master_step(int step);
     void remember_cancel(const std::string& rid);
     void disown_all(const char* why);
+    void spool_unwritten();
+    void replay_spool();
     void finalize();
 
     Queuer& q_;
@@ -206,6 +224,8 @@ class Queuer::Engine {
     int claims_in_flight_ = 0;
     bool finish_in_flight_ = false;
     int finish_parts_ = 0;  // statements of the write in flight
+    // The outcomes in the write(s) in flight (for the spool when a stop gives up on them).
+    std::vector<std::shared_ptr<std::vector<detail::Completion>>> writing_;
     int unwritten_runs_ = 0;  // runs_ whose rows we hold in the database (RUNNING for us)
     bool drained_ = false;   // the last claim came back short: wait for a wake-up
     bool reconcile_needed_ = false, reconcile_in_flight_ = false;

@@ -34,30 +34,45 @@ bool data_error(const Error& e) {
     return s.rfind("22", 0) == 0 || s.rfind("23", 0) == 0 || s.rfind("54", 0) == 0;
 }
 
-bool ends_job(Action a) {
-    return a == Action::Succeeded || a == Action::Failed || a == Action::Cancelled;
+
+}  // namespace
+
+namespace detail {
+
+FinishRow finish_row(const Completion& c) {
+    const Run& r = *c.run;
+    FinishRow row;
+    row.id = r.id;
+    row.rid = r.rid;
+    row.token = r.token;
+    row.action = c.action;
+    row.results = c.results;
+    row.sealed = c.sealed;
+    row.error = c.error;
+    row.delay_ms = c.delay_ms;
+    if (r.started != steady::time_point{}) row.started = format_time(r.started_db());
+    if (c.next_at) row.next_at = format_time(*c.next_at);
+    return row;
 }
 
-// kFinishArchive's or kFinishRequeue's parameters for these completions (all of one kind).
-db::Params finish_params(const std::vector<Completion>& batch, const std::string& worker_rid) {
+// kFinishArchive's or kFinishRequeue's parameters for these rows (all of one kind).
+db::Params finish_params(const std::vector<FinishRow>& rows, const std::string& worker_rid) {
     std::vector<std::string> ids, tokens, actions, results, sealed, errors, delays, started, nexts;
-    bool archive = batch.empty() || ends_job(batch.front().action);
+    bool archive = rows.empty() || ends_job(rows.front().action);
     for (auto* v : {&ids, &tokens, &actions, &results, &sealed, &errors, &delays, &started, &nexts})
-        v->reserve(batch.size());
-    for (const auto& c : batch) {
-        const Run& r = *c.run;
+        v->reserve(rows.size());
+    for (const auto& r : rows) {
         ids.push_back(std::to_string(r.id));
         tokens.push_back(r.token);
-        actions.push_back(detail::sql_name(c.action));
-        errors.push_back(c.error);
-        bool ran = r.started != steady::time_point{};
-        started.push_back(ran ? format_time(r.started_db()) : std::string());
+        actions.push_back(sql_name(r.action));
+        errors.push_back(r.error);
+        started.push_back(r.started);
         if (archive) {
-            results.push_back(c.results);
-            sealed.push_back(c.sealed);
-            nexts.push_back(c.next_at ? format_time(*c.next_at) : std::string());
+            results.push_back(r.results);
+            sealed.push_back(r.sealed);
+            nexts.push_back(r.next_at);
         } else {
-            delays.push_back(std::to_string(c.delay_ms));
+            delays.push_back(std::to_string(r.delay_ms));
         }
     }
     db::Params p;
@@ -69,6 +84,17 @@ db::Params finish_params(const std::vector<Completion>& batch, const std::string
         p.add_array(started).add(worker_rid);
     }
     return p;
+}
+
+}  // namespace detail
+
+namespace {
+
+db::Params finish_params(const std::vector<Completion>& batch, const std::string& worker_rid) {
+    std::vector<detail::FinishRow> rows;
+    rows.reserve(batch.size());
+    for (const auto& c : batch) rows.push_back(detail::finish_row(c));
+    return detail::finish_params(rows, worker_rid);
 }
 
 const db::Statement& finish_statement(const Completion& c) {
@@ -106,8 +132,10 @@ void Queuer::Engine::send_finish(std::vector<Completion> batch) {
     for (auto& part : {ends, back}) {
         if (part->empty()) continue;
         params.push_back(finish_params(*part, q_.worker_.rid));
+        writing_.push_back(part);
         dones.push_back([this, part](db::Result* r, const Error* e) {
             if (--finish_parts_ == 0) finish_in_flight_ = false;
+            std::erase(writing_, part);
             finished(std::move(*part), r, e);
         });
     }
@@ -170,9 +198,13 @@ void Queuer::Engine::write_one_by_one(std::vector<Completion> batch) {
     std::vector<detail::PgPipe::Done> dones;
     for (size_t i = 0; i < batch.size(); ++i) {
         sts.emplace_back(&finish_statement(batch[i]), &params[i]);
-        auto c = std::make_shared<Completion>(std::move(batch[i]));
-        dones.push_back([this, c](db::Result*, const Error* e) {
+        auto part = std::make_shared<std::vector<Completion>>();
+        part->push_back(std::move(batch[i]));
+        std::shared_ptr<Completion> c(part, &part->front());  // shares the part's ownership
+        writing_.push_back(part);
+        dones.push_back([this, c, part](db::Result*, const Error* e) {
             --one_by_one_left_;
+            std::erase(writing_, part);
             if (!e) {
                 written(*c);
             } else if (e->kind() == ErrorKind::Connection) {

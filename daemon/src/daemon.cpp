@@ -249,6 +249,7 @@ std::unique_ptr<queuer::Queuer> connect_worker(const queuer::AppConfig& cfg, Ops
     eo.poll_interval = cfg.worker.poll_interval;
     eo.prefetch = cfg.worker.prefetch;
     eo.max_result_bytes = cfg.worker.max_result_bytes;
+    eo.spool_dir = cfg.worker.spool_dir;
     eo.observer = ops.observer();
     // Every queuerd takes part in the master election (master: section, or its defaults).
     eo.master = cfg.master;

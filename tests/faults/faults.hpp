@@ -42,6 +42,7 @@ struct WorkerSpec {
     bool examples = true;          // load the example plugin (echo, sleep, crash, ...)
     bool fault_tasks = true;       // load the fault-task plugin (count, poison)
     std::string key;               // QUEUER_ENCRYPTION_KEY; "" = none
+    std::string spool_dir;         // worker.spool_dir; "" = none
     TcpProxy* via = nullptr;       // connect to PostgreSQL through this proxy
 };
 
@@ -72,6 +73,7 @@ class FaultTest : public E2E {
           << "  shutdown_grace: " << s.shutdown_grace << "\n"
           << "  isolation: " << s.isolation << "\n";
         if (!s.max_result_bytes.empty()) f << "  max_result_bytes: " << s.max_result_bytes << "\n";
+        f << "  spool_dir: \"" << s.spool_dir << "\"\n";
         if (!s.on_error.empty()) f << "  on_error:\n" << s.on_error;
         f << "plugins:\n";
         if (s.examples) f << "  - path: " << examples_plugin() << "\n";

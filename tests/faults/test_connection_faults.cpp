@@ -2,6 +2,7 @@
 // SIGTERM while the database cannot be reached (it comes back within the grace, or it does
 // not). queuerd talks to PostgreSQL through a TcpProxy; the test's checks connect directly.
 #include <cstdlib>
+#include <filesystem>
 
 #include "faults.hpp"
 
@@ -219,4 +220,47 @@ TEST_F(Faults, SigtermDuringAnOutageDatabaseAwayPastGrace) {
     std::set<std::string> all(rids.begin(), rids.end());
     check_executions(rids, all, true, "sigterm-outage-away",
                      "its outcome could not be written before the worker exited");
+}
+
+// h3. As h2, with worker.spool_dir: the outcomes that could not be written are saved, and the
+// same worker started again once the database is back writes them. Jobs without retries: none
+// ends FAILED "stopped responding", none runs twice, each archived SUCCEEDED exactly once with
+// the first worker's rid.
+TEST_F(Faults, SigtermDuringAnOutageOutcomesSavedAndWrittenAtTheNextStart) {
+    auto direct = schema.config();
+    TcpProxy proxy(direct.host, direct.port);
+    WorkerSpec w;
+    w.name = "outage-3";
+    w.via = &proxy;
+    w.shutdown_grace = "3s";
+    w.stale = "60s";  // the master must not recover them before the restart
+    w.spool_dir = dir_ + "/spool";
+    auto& d = start_worker(w);
+    auto first_worker = client().get_workers(0, 100).front().rid;
+    auto rids = add_count_jobs(8, 1500);
+    ASSERT_TRUE(wait_until([&] { return execution_count() >= 8; }, 60s)) << state();
+    proxy.set_mode(TcpProxy::Mode::Refuse);
+    d.signal(SIGTERM);
+    EXPECT_EQ(d.wait(60s), 74);
+    EXPECT_TRUE(d.log_contains("saved the 8 unwritten outcomes")) << tail(d.log());
+    // Back again: the same worker configuration (same spool) writes what was saved.
+    proxy.set_mode(TcpProxy::Mode::Pass);
+    auto& again = start_worker(w);
+    EXPECT_TRUE(wait_all_ended(rids, 60s)) << state() << "\n" << tail(again.log());
+    EXPECT_TRUE(again.log_contains("wrote the 8 outcomes worker")) << tail(again.log());
+    expect_exactly_once(rids);
+    db::Params p;
+    p.add_array(rids);
+    auto statuses = column(
+        "SELECT status || ' ' || worker_rid::text FROM job_archive "
+        "WHERE rid::text = ANY($1::text[])",
+        p);
+    ASSERT_EQ(statuses.size(), rids.size());
+    for (const auto& s : statuses) EXPECT_EQ(s, "SUCCEEDED " + first_worker);
+    std::set<std::string> none;
+    check_executions(rids, none, true, "sigterm-outage-spool");
+    namespace fs = std::filesystem;
+    size_t left = 0;
+    for (const auto& e : fs::directory_iterator(w.spool_dir)) left += e.is_regular_file();
+    EXPECT_EQ(left, 0u) << "the spool file is removed once written";
 }

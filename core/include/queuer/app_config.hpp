@@ -24,6 +24,9 @@ const char* to_string(LogLevel l);
 enum class LogFormat { Text, Json, Journal };
 const char* to_string(LogFormat f);
 
+// The first directory of $STATE_DIRECTORY (set by systemd for StateDirectory=), or "".
+std::string default_spool_dir();
+
 struct WorkerConfig {
     // Required in a file; default_worker_name() without one. QUEUER_WORKER_NAME overrides it;
     // "%H" in either is replaced by the host name ("%%" by "%").
@@ -39,6 +42,10 @@ struct WorkerConfig {
     int prefetch = 1000;
     // Results or errors larger than this end their job FAILED (EngineOptions::max_result_bytes).
     size_t max_result_bytes = 16u << 20;
+    // Where outcomes that could not be written at shutdown are saved for the next start
+    // (EngineOptions::spool_dir). Default: $STATE_DIRECTORY (systemd's StateDirectory=) when
+    // set, else none; "" in the file turns it off.
+    std::string spool_dir = default_spool_dir();
     // Variables passed to task-runner children (process isolation) on top of the default ones:
     // names, or prefixes ending in '*' (see daemon/src/child_env.hpp).
     std::vector<std::string> task_environment;

@@ -102,6 +102,10 @@ struct EngineOptions {
     size_t max_result_bytes = 16u << 20;
     // Told about job outcomes, connection state and the master role (metrics). May be null.
     std::shared_ptr<EngineObserver> observer;
+    // Where a stopping worker saves the outcomes it could not write (the database was away
+    // past the grace) and where, at the next start, a worker writes them (worker.spool_dir).
+    // Empty = not saved: those jobs are then recovered by the master as jobs of a dead worker.
+    std::string spool_dir;
 };
 
 // Why a worker stopped (Queuer::stop_cause); queuerd picks its exit status from it.
