@@ -146,8 +146,7 @@ void Queuer::Engine::add_task(std::string name, TaskFn fn) {
     post([this, name = std::move(name), fn = std::move(fn)]() mutable {
         task_names_.push_back(name);
         tasks_[std::move(name)] = std::move(fn);
-        drained_ = false;
-        maybe_claim();
+        wake();
     });
 }
 
@@ -155,8 +154,7 @@ void Queuer::Engine::add_next_interval(std::string name, NextIntervalFunc fn) {
     post([this, name = std::move(name), fn = std::move(fn)]() mutable {
         nif_names_.push_back(name);
         nifs_[std::move(name)] = std::move(fn);
-        drained_ = false;
-        maybe_claim();
+        wake();
     });
 }
 
@@ -165,8 +163,7 @@ void Queuer::Engine::set_max_concurrency(int n) {
     post([this, n] {
         concurrency_ = n;
         if (phase_ != Phase::Created && claim_jobs_) exec_->set_threads(n);
-        drained_ = false;
-        maybe_claim();
+        wake();
     });
 }
 
@@ -253,8 +250,7 @@ void Queuer::Engine::loop_start() {
                      &poll_timer_,
                      [](uv_timer_t* t) {
                          auto* e = static_cast<Engine*>(t->data);
-                         e->drained_ = false;
-                         e->maybe_claim();
+                         e->wake();
                      },
                      every(opts_.poll_interval), every(opts_.poll_interval)),
                  "uv_timer_start");

@@ -138,6 +138,13 @@ class Queuer::Engine {
 
     // ---- loop: claiming (engine_claim.cpp) ----
     void maybe_claim();
+    // Something may be claimable (a notification, the poll, a due time, jobs put back): claim
+    // now, or right after the claim in flight even if that one comes back short.
+    void wake() {
+        drained_ = false;
+        if (claims_in_flight_ > 0) woken_during_claim_ = true;
+        maybe_claim();
+    }
     int prefetch_target() const;
     void claimed(const db::Result& r, int limit);
     RunPtr read_claimed_row(const db::Result& r, int row, const detail::ClaimColumns& c);
@@ -228,6 +235,7 @@ class Queuer::Engine {
     std::vector<std::shared_ptr<std::vector<detail::Completion>>> writing_;
     int unwritten_runs_ = 0;  // runs_ whose rows we hold in the database (RUNNING for us)
     bool drained_ = false;   // the last claim came back short: wait for a wake-up
+    bool woken_during_claim_ = false;
     bool reconcile_needed_ = false, reconcile_in_flight_ = false;
     bool heartbeat_in_flight_ = false, master_in_flight_ = false, status_in_flight_ = false;
     bool stopped_notified_ = false, graceful_requested_ = false;

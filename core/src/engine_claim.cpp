@@ -77,6 +77,7 @@ void Queuer::Engine::maybe_claim() {
     p.add_array(task_names_).add_array(nif_names_).add(limit).add(q_.worker_.id).add(
         q_.worker_.rid);
     ++claims_in_flight_;
+    woken_during_claim_ = false;
     claim_pipe_->send(detail::kClaim, p, [this, limit](db::Result* r, const Error* e) {
         --claims_in_flight_;
         if (e) {
@@ -215,7 +216,9 @@ void Queuer::Engine::claimed(const db::Result& r, int limit) {
     }
     exec_->push(ready);
     if (came_back_short) {
-        drained_ = true;
+        // Short: nothing more is due now, unless a wake-up came while the claim was out (a job
+        // added meanwhile may have missed its snapshot).
+        if (!woken_during_claim_) drained_ = true;
         query_next_due();
     }
     publish();
@@ -251,8 +254,7 @@ void Queuer::Engine::arm_due_timer(std::chrono::milliseconds in) {
                          [](uv_timer_t* t) {
                              auto* e = static_cast<Engine*>(t->data);
                              e->due_at_.reset();
-                             e->drained_ = false;
-                             e->maybe_claim();
+                             e->wake();
                          },
                          static_cast<uint64_t>(std::max<int64_t>(in.count(), 0)), 0),
                      "uv_timer_start");

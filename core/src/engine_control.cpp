@@ -169,15 +169,12 @@ void Queuer::Engine::disown_all(const char* why) {
 void Queuer::Engine::on_notification(db::Notification&& n) {
     const std::string& pl = n.payload;
     bool is_job = n.channel == "job", is_archive = n.channel == "job_archive";
-    bool wake = is_job && (pl.find("\"QUEUED\"") != std::string::npos ||
+    bool work = is_job && (pl.find("\"QUEUED\"") != std::string::npos ||
                            pl.find("\"SCHEDULED\"") != std::string::npos);
     bool cancel = is_archive && pl.find("\"CANCELLED\"") != std::string::npos;
     bool callback = (is_job && on_update_) || (is_archive && on_ended_);
     bool worker = n.channel == "worker";
-    if (wake) {
-        drained_ = false;
-        maybe_claim();
-    }
+    if (work) wake();
     if (!cancel && !callback && !worker) return;
     rapidjson::Document d;
     d.Parse(pl.c_str());
@@ -295,7 +292,7 @@ void Queuer::Engine::reconciled(const db::Result& r) {
                                    "reply was lost) are back in the queue: {}",
                                    rids.size(), fmt::join(rids, ", ")),
                        {{}, {}, q_.worker_.rid});
-            drained_ = false;
+            wake();
         }
         maybe_reconcile();
         maybe_claim();
@@ -405,8 +402,7 @@ void Queuer::Engine::master_step(int step) {
                                        deleted, leftovers),
                            f);
             if (requeued) {
-                drained_ = false;
-                maybe_claim();
+                wake();
             }
             master_step(2);
         });

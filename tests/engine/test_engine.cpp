@@ -554,3 +554,26 @@ TEST_F(Engine, StopRightAfterAClaimWaitsForItsJobs) {
     q->stop(10s);
     for (const auto& rid : rids) EXPECT_EQ(q->get_job_ended(rid).status, "SUCCEEDED");
 }
+
+// A job added while a claim is on its way back may miss that claim's snapshot; the claim comes
+// back short, but the notification heard meanwhile must still lead to another claim (not wait
+// for the poll, 60 s here).
+TEST_F(Engine, JobsAddedWhileAClaimIsInFlightAreNotLeftForThePoll) {
+    auto o = fast_engine();
+    o.poll_interval = 60s;
+    auto q = std::make_unique<Queuer>("test-worker", 2, "", schema.config(), std::nullopt, o);
+    q->add_task("echo", echo_task());
+    q->start();
+    auto c = schema.connect();
+    // Many short bursts: each burst's last job has a chance to arrive during a claim.
+    for (int round = 0; round < 25; ++round) {
+        for (int i = 0; i < 6; ++i) q->add_job("echo", round, i);
+        int ended = 0;
+        for (int w = 0; w < 100 && ended < (round + 1) * 6; ++w) {
+            ended = c.exec("SELECT count(*) FROM job_archive").i32(0, 0);
+            if (ended < (round + 1) * 6) std::this_thread::sleep_for(50ms);
+        }
+        ASSERT_EQ(ended, (round + 1) * 6) << "round " << round
+                                          << ": jobs left waiting for the 60 s poll";
+    }
+}
