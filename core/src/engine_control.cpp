@@ -69,7 +69,8 @@ void Queuer::Engine::heartbeat() {
 }
 
 void Queuer::Engine::apply_worker_status(const std::string& status) {
-    if (phase_ >= Phase::Closing || phase_ < Phase::Running) return;
+    // finalizing_: the STOPPED we wrote ourselves.
+    if (phase_ >= Phase::Closing || phase_ < Phase::Running || finalizing_) return;
     log::Fields f{{}, {}, q_.worker_.rid};
     if (status == worker_status::stopped) {
         if (stopped_notified_) return;

@@ -10,7 +10,8 @@ namespace queuer::detail {
 
 // $1 task names, $2 next-interval names ('' for "none"), $3 limit, $4 worker id, $5 worker rid.
 // Due jobs of these tasks, in creation order, never a row another worker holds; they become
-// RUNNING for this worker. started_at is the claim's time: it identifies this claim of the row
+// RUNNING for this worker, and only while its own row is RUNNING (a worker the master declared
+// dead, or one asked to stop, claims nothing). started_at is the claim's time: it identifies this claim of the row
 // (the finish matches it), and the finish replaces it with the time the task really started.
 inline const db::Statement kClaim{
     "queuer_claim",
@@ -20,6 +21,7 @@ inline const db::Statement kClaim{
     "   AND (scheduled_at IS NULL OR scheduled_at <= CURRENT_TIMESTAMP)"
     "   AND task_name = ANY($1::varchar[])"
     "   AND COALESCE(options -> 'schedule' ->> 'next_interval', '') = ANY($2::varchar[])"
+    "   AND EXISTS (SELECT 1 FROM worker w WHERE w.rid = $5::uuid AND w.status = 'RUNNING')"
     " ORDER BY created_at, id LIMIT $3::int FOR UPDATE SKIP LOCKED)"
     " UPDATE job j SET status = 'RUNNING', worker_id = $4::bigint, worker_rid = $5::uuid,"
     "  started_at = CURRENT_TIMESTAMP, schedule_count = j.schedule_count + 1,"

@@ -218,10 +218,11 @@ void PgPipe::reset(const std::string& why) {
 // ---- sending ----
 
 bool PgPipe::queue_statement(const db::Statement& st, const db::Params& params, Done done) {
-    if (!prepared_.count(st.name)) {
+    bool prepare = !prepared_.count(st.name);
+    if (prepare) {
         if (PQsendPrepare(conn_, st.name, st.sql, 0, nullptr) != 1) {
             defer_fail(Error(ErrorKind::Connection, db::connection_message(conn_)));
-            requests_.push_back({std::move(done), st.name, steady::now(), {}, {}});
+            requests_.push_back({std::move(done), st.name, false, false, 0, steady::now(), {}, {}});
             return true;
         }
         prepared_.insert(st.name);
@@ -232,7 +233,7 @@ bool PgPipe::queue_statement(const db::Statement& st, const db::Params& params, 
         PQpipelineSync(conn_) != 1) {
         defer_fail(Error(ErrorKind::Connection, db::connection_message(conn_)));
     }
-    requests_.push_back({std::move(done), st.name, steady::now(), {}, {}});
+    requests_.push_back({std::move(done), st.name, prepare, false, 0, steady::now(), {}, {}});
     return true;
 }
 
@@ -316,6 +317,9 @@ void PgPipe::read_results() {
                 PQclear(r);
                 Request done = std::move(req);
                 requests_.pop_front();
+                // A statement whose preparation failed (e.g. its table did not exist yet) is
+                // prepared again next time.
+                if (done.prepare_failed) prepared_.erase(done.what);
                 if (done.error) {
                     done.done(nullptr, &*done.error);
                 } else if (done.result) {
@@ -329,6 +333,7 @@ void PgPipe::read_results() {
             }
             case PGRES_TUPLES_OK:
             case PGRES_COMMAND_OK:
+                ++req.results;
                 req.result.emplace(r);
                 break;
             case PGRES_PIPELINE_ABORTED:
@@ -338,6 +343,7 @@ void PgPipe::read_results() {
                 PQclear(r);
                 break;
             default: {
+                if (req.prepared_here && req.results++ == 0) req.prepare_failed = true;
                 if (!req.error) {
                     req.error = db::result_error(conn_, r, fmt::format("statement {} failed", req.what));
                     if (req.error->kind() == ErrorKind::Connection) {

@@ -78,6 +78,9 @@ class PgPipe {
     struct Request {
         Done done;
         std::string what;
+        bool prepared_here = false;  // this segment also prepared the statement
+        bool prepare_failed = false;  // ... and that preparation was refused
+        int results = 0;             // results seen in this segment
         std::chrono::steady_clock::time_point sent_at;
         std::optional<db::Result> result;
         std::optional<Error> error;
