@@ -5,10 +5,10 @@
 
 #include <fmt/format.h>
 
+#include "job_sql.hpp"
 #include "queuer/error.hpp"
 #include "queuer/json.hpp"
 #include "queuer/schema.hpp"
-#include "job_sql.hpp"
 #include "worker_row.hpp"
 
 namespace queuer::admin {
@@ -288,11 +288,10 @@ int64_t cancel_jobs(db::Connection& c, const Filter& f, bool dry_run) {
                                        : f.statuses;
     Where w = build(f, "created_at", statuses, false);
     if (dry_run) return c.exec("SELECT count(*) FROM job" + w.sql(), w.params).i64(0, 0);
-    auto r = c.exec(
-        "WITH moved AS (DELETE FROM job" + w.sql() +
-            " RETURNING *) " QUEUER_ARCHIVE_INSERT("moved", "'CANCELLED'", "started_at", "'[]'",
-                                                   "''", "''"),
-        w.params);
+    auto r = c.exec("WITH moved AS (DELETE FROM job" + w.sql() +
+                        " RETURNING *) " QUEUER_ARCHIVE_INSERT("moved", "'CANCELLED'", "started_at",
+                                                               "'[]'", "''", "''"),
+                    w.params);
     return r.affected();
 }
 

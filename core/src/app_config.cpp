@@ -428,11 +428,11 @@ void check_key(std::string_view key, std::string_view what) {
     }
 }
 
-#define QUEUER_WORKER_KEYS                                                                   \
-    {                                                                                        \
-        "name", "max_concurrency", "on_error", "heartbeat_interval", "shutdown_grace",       \
-            "isolation", "poll_interval", "prefetch", "max_result_bytes", "task_environment",    \
-            "spool_dir"                                                                      \
+#define QUEUER_WORKER_KEYS                                                                    \
+    {                                                                                         \
+        "name", "max_concurrency", "on_error", "heartbeat_interval", "shutdown_grace",        \
+            "isolation", "poll_interval", "prefetch", "max_result_bytes", "task_environment", \
+            "spool_dir"                                                                       \
     }
 
 void apply_defaults_without_file(AppConfig& cfg) {

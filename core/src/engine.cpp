@@ -14,8 +14,8 @@ namespace queuer {
 using namespace std::chrono_literals;
 using detail::Action;
 using detail::Completion;
-using detail::Phase;
 using detail::PgPipe;
+using detail::Phase;
 using detail::uv_check;
 using detail::uv_require;
 using steady = std::chrono::steady_clock;
@@ -82,10 +82,11 @@ void Outage::failed(std::string_view what, std::string_view why) {
         log::write(log::Level::Warn, fmt::format("{} failed: {}", what, why));
     } else if (now - last_logged >= 60s) {
         last_logged = now;
-        log::write(log::Level::Warn,
-                   fmt::format("{} still failing after {} s: {}", what,
-                               std::chrono::duration_cast<std::chrono::seconds>(now - *since).count(),
-                               why));
+        log::write(
+            log::Level::Warn,
+            fmt::format("{} still failing after {} s: {}", what,
+                        std::chrono::duration_cast<std::chrono::seconds>(now - *since).count(),
+                        why));
     }
 }
 
@@ -122,7 +123,7 @@ Queuer::Engine::~Engine() {
         // Never started: close what the constructor opened and let the loop run the callbacks.
         exec_->detach_wake();
         close_everything();
-        uv_run(&loop_, UV_RUN_DEFAULT);
+        (void)uv_run(&loop_, UV_RUN_DEFAULT);  // runs the close callbacks
     }
     exec_->shutdown(5s);
     uv_check(uv_loop_close(&loop_), "uv_loop_close");
@@ -139,7 +140,7 @@ void Queuer::Engine::post(std::function<void()> fn) {
     }
     if (!async_open_) return;
     commands_.push_back(std::move(fn));
-    uv_async_send(&async_);
+    detail::uv_check(uv_async_send(&async_), "uv_async_send");
 }
 
 void Queuer::Engine::add_task(std::string name, TaskFn fn) {
@@ -209,7 +210,9 @@ void Queuer::Engine::start(bool claim) {
     }
     thread_ = std::thread([this] {
         loop_start();
-        uv_run(&loop_, UV_RUN_DEFAULT);
+        // Returns when every handle is closed (close_everything); its value says only whether
+        // handles remain, which they do not then.
+        (void)uv_run(&loop_, UV_RUN_DEFAULT);
         set_phase(Phase::Stopped);
         loop_running_ = false;
     });
@@ -220,31 +223,29 @@ void Queuer::Engine::start(bool claim) {
         Error e = start_error_.value_or(
             Error(ErrorKind::Connection, "the database did not answer while the worker started"));
         lk.unlock();
-        post([this] {
-            begin_stop(0ms, StopCause::Local);
-        });
+        post([this] { begin_stop(0ms, StopCause::Local); });
         stop(0ms);
         throw e;
     }
 }
 
 void Queuer::Engine::loop_start() {
-    last_tick_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        steady::now().time_since_epoch())
-                        .count();
+    last_tick_ms_ =
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady::now().time_since_epoch())
+            .count();
     last_heartbeat_ok_ = steady::now();
     auto every = [](std::chrono::milliseconds d) {
         return static_cast<uint64_t>(std::max<int64_t>(d.count(), 1));
     };
-    uv_check(uv_timer_start(
-                 &heartbeat_timer_,
-                 [](uv_timer_t* t) { static_cast<Engine*>(t->data)->heartbeat(); },
-                 every(opts_.heartbeat_interval), every(opts_.heartbeat_interval)),
-             "uv_timer_start");
-    uv_check(uv_timer_start(
-                 &tick_timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->tick(); }, 250,
-                 250),
-             "uv_timer_start");
+    uv_check(
+        uv_timer_start(
+            &heartbeat_timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->heartbeat(); },
+            every(opts_.heartbeat_interval), every(opts_.heartbeat_interval)),
+        "uv_timer_start");
+    uv_check(
+        uv_timer_start(
+            &tick_timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->tick(); }, 250, 250),
+        "uv_timer_start");
     if (claim_jobs_) {
         uv_check(uv_timer_start(
                      &poll_timer_,
@@ -299,9 +300,9 @@ void Queuer::Engine::publish() {
 
 bool Queuer::Engine::loop_healthy(std::chrono::milliseconds max_age) const {
     if (!loop_running_) return false;
-    auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      steady::now().time_since_epoch())
-                      .count();
+    auto now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady::now().time_since_epoch())
+            .count();
     return now_ms - last_tick_ms_.load() <= max_age.count();
 }
 
@@ -380,17 +381,17 @@ void Queuer::Engine::pipe_down(PgPipe& p, const Error& e) {
 }
 
 void Queuer::Engine::tick() {
-    last_tick_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        steady::now().time_since_epoch())
-                        .count();
+    last_tick_ms_ =
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady::now().time_since_epoch())
+            .count();
     // A reply overdue by far more than the statement timeout: the connection is dead even if
     // TCP has not said so (e.g. a peer that swallows packets).
     auto limit = std::chrono::milliseconds(q_.cfg_.statement_timeout_ms) + 15s;
     for (PgPipe* p : {control_pipe_.get(), claim_pipe_.get(), finish_pipe_.get()}) {
         if (p && p->up() && p->oldest_wait() > limit)
-            p->reset(fmt::format("no reply from the server for {} s",
-                                 std::chrono::duration_cast<std::chrono::seconds>(p->oldest_wait())
-                                     .count()));
+            p->reset(fmt::format(
+                "no reply from the server for {} s",
+                std::chrono::duration_cast<std::chrono::seconds>(p->oldest_wait()).count()));
     }
     if (phase_ == Phase::Running && claim_jobs_) return_stale_prefetch();
     maybe_reconcile();
@@ -438,8 +439,8 @@ void Queuer::Engine::begin_stop(std::chrono::milliseconds grace, StopCause cause
         return;
     }
     set_phase(Phase::Draining);
-    uv_timer_stop(&poll_timer_);
-    uv_timer_stop(&due_timer_);
+    uv_check(uv_timer_stop(&poll_timer_), "uv_timer_stop");
+    uv_check(uv_timer_stop(&due_timer_), "uv_timer_stop");
     // Jobs claimed ahead never started: back to the queue at once for another worker. Those the
     // free task threads are taking this moment stay and run (within the grace).
     int free_threads = std::max(0, concurrency_ - exec_->busy());
@@ -457,11 +458,11 @@ void Queuer::Engine::begin_stop(std::chrono::milliseconds grace, StopCause cause
                                                  queued.size()));
     if (!forever) {
         stop_deadline_ = deadline;
-        uv_check(uv_timer_start(
-                     &stop_timer_,
-                     [](uv_timer_t* t) { static_cast<Engine*>(t->data)->check_stop(); },
-                     static_cast<uint64_t>(std::max<int64_t>(grace.count(), 0)) + 1, 0),
-                 "uv_timer_start");
+        uv_check(
+            uv_timer_start(
+                &stop_timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->check_stop(); },
+                static_cast<uint64_t>(std::max<int64_t>(grace.count(), 0)) + 1, 0),
+            "uv_timer_start");
     }
     check_stop();
 }
@@ -509,18 +510,18 @@ void Queuer::Engine::check_stop() {
     }
     if (phase_ != Phase::Flushing) return;
     maybe_flush();
-    bool done = pending_.empty() && !finish_in_flight_ && claims_in_flight_ == 0 &&
-                !reconcile_in_flight_;
+    bool done =
+        pending_.empty() && !finish_in_flight_ && claims_in_flight_ == 0 && !reconcile_in_flight_;
     if (!done && flush_deadline_ && now < *flush_deadline_) {
-        uv_check(uv_timer_start(
-                     &stop_timer_,
-                     [](uv_timer_t* t) { static_cast<Engine*>(t->data)->check_stop(); },
-                     static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               *flush_deadline_ - now)
-                                               .count()) +
-                         1,
-                     0),
-                 "uv_timer_start");
+        uv_check(
+            uv_timer_start(
+                &stop_timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->check_stop(); },
+                static_cast<uint64_t>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(*flush_deadline_ - now)
+                        .count()) +
+                    1,
+                0),
+            "uv_timer_start");
         return;
     }
     if (!done) {

@@ -52,7 +52,7 @@ struct Completion {
     std::string results = "[]";  // compact JSON (plain) when not sealed
     std::string sealed;          // hex of the sealed results ("" when not encrypted)
     std::string error;
-    int64_t delay_ms = 0;             // Retry
+    int64_t delay_ms = 0;              // Retry
     std::optional<TimePoint> next_at;  // the next run of a schedule, written with the outcome
     size_t bytes() const { return results.size() + sealed.size() + error.size() + 64; }
 };
@@ -201,7 +201,7 @@ class Queuer::Engine {
     uv_timer_t poll_timer_{}, due_timer_{}, deadline_timer_{}, heartbeat_timer_{}, tick_timer_{},
         master_timer_{}, stop_timer_{}, flush_timer_{}, retry_timer_{};
     std::array<uv_timer_t*, 9> timers() {
-        return {&poll_timer_, &due_timer_,    &deadline_timer_, &heartbeat_timer_, &tick_timer_,
+        return {&poll_timer_,   &due_timer_,  &deadline_timer_, &heartbeat_timer_, &tick_timer_,
                 &master_timer_, &stop_timer_, &flush_timer_,    &retry_timer_};
     }
     bool handles_open_ = false;
@@ -234,7 +234,7 @@ class Queuer::Engine {
     // The outcomes in the write(s) in flight (for the spool when a stop gives up on them).
     std::vector<std::shared_ptr<std::vector<detail::Completion>>> writing_;
     int unwritten_runs_ = 0;  // runs_ whose rows we hold in the database (RUNNING for us)
-    bool drained_ = false;   // the last claim came back short: wait for a wake-up
+    bool drained_ = false;    // the last claim came back short: wait for a wake-up
     bool woken_during_claim_ = false;
     bool reconcile_needed_ = false, reconcile_in_flight_ = false;
     bool heartbeat_in_flight_ = false, master_in_flight_ = false, status_in_flight_ = false;
@@ -249,7 +249,7 @@ class Queuer::Engine {
     bool retention_applied_ = false;
     std::unordered_map<std::string, steady::time_point> recent_cancels_;
     std::deque<std::string> recent_cancel_order_;
-    int one_by_one_left_ = 0;               // single-row writes of a refused batch in flight
+    int one_by_one_left_ = 0;  // single-row writes of a refused batch in flight
     std::chrono::milliseconds finish_backoff_{0};
     bool finalizing_ = false;
     std::optional<bool> archive_is_hypertable_;

@@ -74,8 +74,11 @@ void Queuer::Engine::maybe_claim() {
     if (!thread_waits && want < (cap + 1) / 2) return;
     int limit = std::min(want, 1000);
     db::Params p;
-    p.add_array(task_names_).add_array(nif_names_).add(limit).add(q_.worker_.id).add(
-        q_.worker_.rid);
+    p.add_array(task_names_)
+        .add_array(nif_names_)
+        .add(limit)
+        .add(q_.worker_.id)
+        .add(q_.worker_.rid);
     ++claims_in_flight_;
     woken_during_claim_ = false;
     claim_pipe_->send(detail::kClaim, p, [this, limit](db::Result* r, const Error* e) {
@@ -206,9 +209,8 @@ void Queuer::Engine::claimed(const db::Result& r, int limit) {
         auto it = tasks_.find(run->task);
         if (it == tasks_.end()) {
             run->state = Run::State::Returned;
-            decide_failure(run,
-                           fmt::format("task \"{}\" is not registered on this worker", run->task),
-                           false);
+            decide_failure(
+                run, fmt::format("task \"{}\" is not registered on this worker", run->task), false);
             continue;
         }
         run->fn = it->second;

@@ -81,11 +81,12 @@ void Queuer::Engine::apply_worker_status(const std::string& status) {
             // The master took us for dead (we were frozen, or cut off for longer than its stale
             // threshold) and has recovered our jobs: nothing we hold is ours any more.
             if (stop_cause_ == StopCause::None) stop_cause_ = StopCause::Stale;
-            log::write(log::Level::Warn,
-                       fmt::format("the master declared this worker stale (no heartbeat for {} s) "
-                                   "and recovered its jobs; stopping without writing anything",
-                                   std::chrono::duration_cast<std::chrono::seconds>(silent).count()),
-                       f);
+            log::write(
+                log::Level::Warn,
+                fmt::format("the master declared this worker stale (no heartbeat for {} s) "
+                            "and recovered its jobs; stopping without writing anything",
+                            std::chrono::duration_cast<std::chrono::seconds>(silent).count()),
+                f);
             disown_all("the worker was declared stale");
             begin_stop(0ms, StopCause::Stale);
         } else {
@@ -158,10 +159,10 @@ void Queuer::Engine::disown_all(const char* why) {
     p.add_array(ids).add_array(tokens).add(q_.worker_.rid);
     control_pipe_->send(detail::kPutBack, p, [this](db::Result* r, const Error*) {
         if (r && r->rows() > 0)
-            log::write(log::Level::Info,
-                       fmt::format("{} jobs claimed after the master's recovery were put back",
-                                   r->rows()),
-                       {{}, {}, q_.worker_.rid});
+            log::write(
+                log::Level::Info,
+                fmt::format("{} jobs claimed after the master's recovery were put back", r->rows()),
+                {{}, {}, q_.worker_.rid});
     });
 }
 
@@ -323,8 +324,8 @@ void Queuer::Engine::master_pass() {
         bool is = r->rows() > 0;
         if (is != master_.load()) {
             master_ = is;
-            log::write(log::Level::Info, is ? "this worker is now the master"
-                                            : "this worker is no longer the master",
+            log::write(log::Level::Info,
+                       is ? "this worker is now the master" : "this worker is no longer the master",
                        {{}, {}, q_.worker_.rid});
             if (opts_.observer) opts_.observer->master_changed(is);
         }
@@ -354,59 +355,60 @@ void Queuer::Engine::master_step(int step) {
         sweep.add(fmt::format("{}", seconds(s.worker_stale_threshold)));
         sweep.add(fmt::format("{}", seconds(s.worker_delete_threshold)));
         sweep.add(q_.worker_.rid);
-        control_pipe_->send(detail::kMasterSweep, sweep, [this, fail](db::Result* r, const Error* e) {
-            if (e) return fail(*e);
-            log::Fields f{{}, {}, q_.worker_.rid};
-            auto count = [&](const char* col) { return r->i64(0, r->column(col)); };
-            int64_t stale = count("stale_workers"), requeued = count("requeued_jobs"),
-                    failed = count("failed_jobs"), deleted = count("deleted_workers"),
-                    leftovers = count("archived_leftovers");
-            // The first 20 of each, named: an operator sees which jobs a dead worker left.
-            auto named = [&](const char* col) {
-                rapidjson::Document d;
-                auto text = r->str(0, r->column(col));
-                d.Parse(text.c_str());
-                std::vector<std::string> out;
-                if (!d.IsArray()) return out;
-                for (const auto& v : d.GetArray()) {
-                    if (!v.IsObject()) continue;
-                    auto str = [&](const char* k) {
-                        return v.HasMember(k) && v[k].IsString() ? std::string(v[k].GetString())
-                                                                 : std::string();
-                    };
-                    std::string item = str("rid").empty() ? str("name") : str("rid");
-                    if (!str("task_name").empty()) item += " (" + str("task_name") + ")";
-                    if (!str("error").empty()) item += ": " + log::capped(str("error"), 200);
-                    out.push_back(item);
+        control_pipe_->send(
+            detail::kMasterSweep, sweep, [this, fail](db::Result* r, const Error* e) {
+                if (e) return fail(*e);
+                log::Fields f{{}, {}, q_.worker_.rid};
+                auto count = [&](const char* col) { return r->i64(0, r->column(col)); };
+                int64_t stale = count("stale_workers"), requeued = count("requeued_jobs"),
+                        failed = count("failed_jobs"), deleted = count("deleted_workers"),
+                        leftovers = count("archived_leftovers");
+                // The first 20 of each, named: an operator sees which jobs a dead worker left.
+                auto named = [&](const char* col) {
+                    rapidjson::Document d;
+                    auto text = r->str(0, r->column(col));
+                    d.Parse(text.c_str());
+                    std::vector<std::string> out;
+                    if (!d.IsArray()) return out;
+                    for (const auto& v : d.GetArray()) {
+                        if (!v.IsObject()) continue;
+                        auto str = [&](const char* k) {
+                            return v.HasMember(k) && v[k].IsString() ? std::string(v[k].GetString())
+                                                                     : std::string();
+                        };
+                        std::string item = str("rid").empty() ? str("name") : str("rid");
+                        if (!str("task_name").empty()) item += " (" + str("task_name") + ")";
+                        if (!str("error").empty()) item += ": " + log::capped(str("error"), 200);
+                        out.push_back(item);
+                    }
+                    return out;
+                };
+                if (stale)
+                    log::write(log::Level::Warn,
+                               fmt::format("master: {} stale workers marked STOPPED: {}", stale,
+                                           fmt::join(named("stale"), ", ")),
+                               f);
+                if (requeued)
+                    log::write(log::Level::Warn,
+                               fmt::format("master: {} jobs of dead workers back in the queue: {}",
+                                           requeued, fmt::join(named("requeued"), ", ")),
+                               f);
+                if (failed)
+                    log::write(log::Level::Error,
+                               fmt::format("master: {} jobs of dead workers ended FAILED: {}",
+                                           failed, fmt::join(named("failed"), "; ")),
+                               f);
+                if (deleted || leftovers)
+                    log::write(log::Level::Info,
+                               fmt::format("master: {} old workers deleted, {} cancelled rows left "
+                                           "in the live table by another client archived",
+                                           deleted, leftovers),
+                               f);
+                if (requeued) {
+                    wake();
                 }
-                return out;
-            };
-            if (stale)
-                log::write(log::Level::Warn,
-                           fmt::format("master: {} stale workers marked STOPPED: {}", stale,
-                                       fmt::join(named("stale"), ", ")),
-                           f);
-            if (requeued)
-                log::write(log::Level::Warn,
-                           fmt::format("master: {} jobs of dead workers back in the queue: {}",
-                                       requeued, fmt::join(named("requeued"), ", ")),
-                           f);
-            if (failed)
-                log::write(log::Level::Error,
-                           fmt::format("master: {} jobs of dead workers ended FAILED: {}", failed,
-                                       fmt::join(named("failed"), "; ")),
-                           f);
-            if (deleted || leftovers)
-                log::write(log::Level::Info,
-                           fmt::format("master: {} old workers deleted, {} cancelled rows left "
-                                       "in the live table by another client archived",
-                                       deleted, leftovers),
-                           f);
-            if (requeued) {
-                wake();
-            }
-            master_step(2);
-        });
+                master_step(2);
+            });
         return;
     }
     if (s.retention_archive.count() <= 0) {
@@ -449,18 +451,18 @@ void Queuer::Engine::master_step(int step) {
     // Without TimescaleDB: at most 20 batches of 5,000 rows per pass.
     db::Params ret;
     ret.add(fmt::format("{}", seconds(s.retention_archive)));
-    control_pipe_->send(detail::kRetentionBatch, ret,
-                        [this, step, fail](db::Result* r, const Error* e) {
-                            if (e) return fail(*e);
-                            int64_t n = r->affected();
-                            if (n > 0)
-                                log::write(log::Level::Info,
-                                           fmt::format("master: {} expired archive rows deleted", n),
-                                           {{}, {}, q_.worker_.rid});
-                            if (n >= 5000 && step < 22) return master_step(step + 1);
-                            master_in_flight_ = false;
-                            master_outage_.recovered("the master pass");
-                        });
+    control_pipe_->send(
+        detail::kRetentionBatch, ret, [this, step, fail](db::Result* r, const Error* e) {
+            if (e) return fail(*e);
+            int64_t n = r->affected();
+            if (n > 0)
+                log::write(log::Level::Info,
+                           fmt::format("master: {} expired archive rows deleted", n),
+                           {{}, {}, q_.worker_.rid});
+            if (n >= 5000 && step < 22) return master_step(step + 1);
+            master_in_flight_ = false;
+            master_outage_.recovered("the master pass");
+        });
 }
 
 // ---- the end ----
@@ -488,8 +490,7 @@ void Queuer::Engine::finalize() {
         control_pipe_->send(detail::kReleaseMaster, p, [this, done](db::Result*, const Error* e) {
             if (!e) {
                 master_ = false;
-                log::write(log::Level::Info, "released the master lock",
-                           {{}, {}, q_.worker_.rid});
+                log::write(log::Level::Info, "released the master lock", {{}, {}, q_.worker_.rid});
             }
             done();
         });

@@ -34,7 +34,6 @@ bool data_error(const Error& e) {
     return s.rfind("22", 0) == 0 || s.rfind("23", 0) == 0 || s.rfind("54", 0) == 0;
 }
 
-
 }  // namespace
 
 namespace detail {
@@ -156,7 +155,8 @@ void Queuer::Engine::finished(std::vector<Completion> batch, db::Result* r, cons
     } else if (e->kind() == ErrorKind::Connection) {
         // The write may have committed. Write it again once the connection is back: rows
         // already changed are not matched again. Our view of what we hold is checked first.
-        for (auto it = batch.rbegin(); it != batch.rend(); ++it) pending_.push_front(std::move(*it));
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it)
+            pending_.push_front(std::move(*it));
         need_reconcile("a finish reply was lost");
     } else if (data_error(*e)) {
         if (batch.size() > 1)
@@ -167,15 +167,16 @@ void Queuer::Engine::finished(std::vector<Completion> batch, db::Result* r, cons
         // The database refuses the statement as such (permissions, a missing table, ...):
         // keep every outcome and try again with backoff.
         finish_sql_outage_.failed("writing job outcomes", e->what());
-        for (auto it = batch.rbegin(); it != batch.rend(); ++it) pending_.push_front(std::move(*it));
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it)
+            pending_.push_front(std::move(*it));
         finish_backoff_ = finish_backoff_.count() == 0
                               ? 250ms
                               : std::min<std::chrono::milliseconds>(finish_backoff_ * 2, 30s);
-        detail::uv_check(uv_timer_start(
-                             &retry_timer_,
-                             [](uv_timer_t* t) { static_cast<Engine*>(t->data)->maybe_flush(); },
-                             static_cast<uint64_t>(finish_backoff_.count()), 0),
-                         "uv_timer_start");
+        detail::uv_check(
+            uv_timer_start(
+                &retry_timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->maybe_flush(); },
+                static_cast<uint64_t>(finish_backoff_.count()), 0),
+            "uv_timer_start");
     }
     maybe_flush();
     maybe_reconcile();
@@ -188,7 +189,8 @@ void Queuer::Engine::finished(std::vector<Completion> batch, db::Result* r, cons
 void Queuer::Engine::write_one_by_one(std::vector<Completion> batch) {
     if (!finish_pipe_->up()) {
         // Gone between the refusal and now: keep them for the next write.
-        for (auto it = batch.rbegin(); it != batch.rend(); ++it) pending_.push_front(std::move(*it));
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it)
+            pending_.push_front(std::move(*it));
         return;
     }
     std::vector<db::Params> params;

@@ -175,11 +175,10 @@ void Queuer::Engine::decide(Completion c) {
 // The write goes out on the loop's next turn, with every outcome decided until then.
 void Queuer::Engine::request_flush() {
     if (!handles_open_ || uv_is_active(reinterpret_cast<uv_handle_t*>(&flush_timer_))) return;
-    detail::uv_check(
-        uv_timer_start(
-            &flush_timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->maybe_flush(); }, 0,
-            0),
-        "uv_timer_start");
+    detail::uv_check(uv_timer_start(
+                         &flush_timer_,
+                         [](uv_timer_t* t) { static_cast<Engine*>(t->data)->maybe_flush(); }, 0, 0),
+                     "uv_timer_start");
 }
 
 // Stops a run we hold because its job was cancelled (the canceller wrote the outcome).
@@ -212,7 +211,7 @@ void Queuer::Engine::arm_deadline_timer() {
         if (!earliest || t < *earliest) earliest = t;
     }
     if (!earliest) {
-        uv_timer_stop(&deadline_timer_);
+        detail::uv_check(uv_timer_stop(&deadline_timer_), "uv_timer_stop");
         return;
     }
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*earliest - steady::now());

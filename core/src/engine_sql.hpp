@@ -11,8 +11,9 @@ namespace queuer::detail {
 // $1 task names, $2 next-interval names ('' for "none"), $3 limit, $4 worker id, $5 worker rid.
 // Due jobs of these tasks, in creation order, never a row another worker holds; they become
 // RUNNING for this worker, and only while its own row is RUNNING (a worker the master declared
-// dead, or one asked to stop, claims nothing). started_at is the claim's time: it identifies this claim of the row
-// (the finish matches it), and the finish replaces it with the time the task really started.
+// dead, or one asked to stop, claims nothing). started_at is the claim's time: it identifies this
+// claim of the row (the finish matches it), and the finish replaces it with the time the task
+// really started.
 inline const db::Statement kClaim{
     "queuer_claim",
     "WITH picked AS ("
@@ -101,9 +102,9 @@ inline const db::Statement kHeartbeat{
     " WHERE rid = $1::uuid RETURNING status"};
 
 // Reconciliation: the rows the database says this worker holds ($1 worker rid).
-inline const db::Statement kHeld{
-    "queuer_held",
-    "SELECT id, started_at::text AS token FROM job WHERE worker_rid = $1::uuid AND status = 'RUNNING'"};
+inline const db::Statement kHeld{"queuer_held",
+                                 "SELECT id, started_at::text AS token FROM job WHERE worker_rid = "
+                                 "$1::uuid AND status = 'RUNNING'"};
 
 // Puts rows back that this worker holds in the database but does not run (a claim whose reply
 // was lost): QUEUED, no worker, the attempt not counted. $1 ids, $2 tokens, $3 worker rid.

@@ -31,7 +31,9 @@ struct Executor::Shared {
     std::vector<std::thread> threads;
 
     void signal() {
-        if (wake) uv_async_send(wake);  // thread-safe; coalesces while the loop is busy
+        // Thread-safe; coalesces while the loop is busy. It fails only for a handle that is not
+        // an async handle, which cannot happen here.
+        if (wake) (void)uv_async_send(wake);
     }
     // Starts threads while runs wait without an idle thread for them (under mu).
     void grow() {
@@ -58,9 +60,7 @@ void Executor::thread_main(std::shared_ptr<Shared> s) {
         if (s->live > s->target || (s->stopping && s->ready.empty())) break;
         if (s->ready.empty()) {
             ++s->idle;
-            s->cv.wait(lk, [&] {
-                return !s->ready.empty() || s->stopping || s->live > s->target;
-            });
+            s->cv.wait(lk, [&] { return !s->ready.empty() || s->stopping || s->live > s->target; });
             --s->idle;
             continue;
         }
@@ -76,8 +76,9 @@ void Executor::thread_main(std::shared_ptr<Shared> s) {
         init.parameters_keyed = std::move(run->parameters_keyed);
         init.client = run->client;
         if (run->on_error && run->on_error->timeout > 0) {
-            run->deadline = run->started + std::chrono::duration_cast<steady::duration>(
-                                               std::chrono::duration<double>(run->on_error->timeout));
+            run->deadline =
+                run->started + std::chrono::duration_cast<steady::duration>(
+                                   std::chrono::duration<double>(run->on_error->timeout));
             init.deadline = run->deadline;
         }
         run->ctx = std::make_shared<JobContext>(std::move(init));

@@ -102,9 +102,9 @@ class Executor {
     std::vector<std::shared_ptr<Run>> withdraw_if_stalled(std::chrono::steady_clock::duration age);
     std::vector<TaskEvent> take_events();
 
-    int busy() const;      // threads inside a task
+    int busy() const;       // threads inside a task
     size_t queued() const;  // runs waiting
-    int idle() const;      // threads waiting for a run
+    int idle() const;       // threads waiting for a run
     void detach_wake();
     // Ends the threads: waits up to `wait` for busy ones to return; returns how many were left
     // running (detached).

@@ -112,18 +112,18 @@ void PgPipe::connect_now() {
 
 void PgPipe::schedule_reconnect() {
     if (closed_) return;
-    backoff_ = backoff_.count() == 0 ? 250ms : std::min<std::chrono::milliseconds>(backoff_ * 2, 5s);
+    backoff_ =
+        backoff_.count() == 0 ? 250ms : std::min<std::chrono::milliseconds>(backoff_ * 2, 5s);
     uv_check(uv_timer_start(
-                 &retry_timer_,
-                 [](uv_timer_t* t) { static_cast<PgPipe*>(t->data)->connect_now(); },
+                 &retry_timer_, [](uv_timer_t* t) { static_cast<PgPipe*>(t->data)->connect_now(); },
                  static_cast<uint64_t>(backoff_.count()), 0),
              "uv_timer_start");
 }
 
 void PgPipe::attach(pg_conn* c) {
     if (PQsetnonblocking(c, 1) != 0 || (listen_.empty() && PQenterPipelineMode(c) != 1)) {
-        Error e(ErrorKind::Connection,
-                fmt::format("cannot set up the {} connection: {}", name_, db::connection_message(c)));
+        Error e(ErrorKind::Connection, fmt::format("cannot set up the {} connection: {}", name_,
+                                                   db::connection_message(c)));
         PQfinish(c);
         if (hooks_.down) hooks_.down(*this, e);
         schedule_reconnect();
@@ -171,24 +171,24 @@ void PgPipe::watch(bool writable) {
                            [](uv_poll_t* h, int status, int events) {
                                static_cast<PgPipe*>(h->data)->on_io(status, events);
                            });
-    if (rc != 0) defer_fail(Error(ErrorKind::Connection, fmt::format("uv_poll_start: {}",
-                                                                      uv_strerror(rc))));
+    if (rc != 0)
+        defer_fail(Error(ErrorKind::Connection, fmt::format("uv_poll_start: {}", uv_strerror(rc))));
 }
 
 // ---- failing ----
 
 void PgPipe::fail(const Error& e) {
     if (closed_) return;
-    uv_timer_stop(&fail_timer_);
+    uv_check(uv_timer_stop(&fail_timer_), "uv_timer_stop");
     deferred_.reset();
     auto reqs = std::move(requests_);
     requests_.clear();
     detach();
     for (auto& r : reqs) {
-        Error err(ErrorKind::Connection,
-                  fmt::format("{} (the {} connection was lost; the outcome is unknown)", e.what(),
-                              name_),
-                  e.sqlstate());
+        Error err(
+            ErrorKind::Connection,
+            fmt::format("{} (the {} connection was lost; the outcome is unknown)", e.what(), name_),
+            e.sqlstate());
         r.done(nullptr, &err);
         if (closed_) return;
     }
@@ -345,7 +345,8 @@ void PgPipe::read_results() {
             default: {
                 if (req.prepared_here && req.results++ == 0) req.prepare_failed = true;
                 if (!req.error) {
-                    req.error = db::result_error(conn_, r, fmt::format("statement {} failed", req.what));
+                    req.error =
+                        db::result_error(conn_, r, fmt::format("statement {} failed", req.what));
                     if (req.error->kind() == ErrorKind::Connection) {
                         PQclear(r);
                         fail(*req.error);

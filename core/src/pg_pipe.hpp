@@ -34,9 +34,9 @@ class PgPipe {
     // Exactly one of `result` and `error` is set.
     using Done = std::function<void(db::Result* result, const Error* error)>;
     struct Hooks {
-        std::function<void(PgPipe&)> up;                  // connected (again)
-        std::function<void(PgPipe&, const Error&)> down;  // lost (or a connect failed); the
-                                                          // statements in flight were failed
+        std::function<void(PgPipe&)> up;                   // connected (again)
+        std::function<void(PgPipe&, const Error&)> down;   // lost (or a connect failed); the
+                                                           // statements in flight were failed
         std::function<void(db::Notification&&)> notified;  // LISTEN mode only
     };
 
@@ -78,9 +78,9 @@ class PgPipe {
     struct Request {
         Done done;
         std::string what;
-        bool prepared_here = false;  // this segment also prepared the statement
+        bool prepared_here = false;   // this segment also prepared the statement
         bool prepare_failed = false;  // ... and that preparation was refused
-        int results = 0;             // results seen in this segment
+        int results = 0;              // results seen in this segment
         std::chrono::steady_clock::time_point sent_at;
         std::optional<db::Result> result;
         std::optional<Error> error;

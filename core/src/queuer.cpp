@@ -45,8 +45,8 @@ Queuer::Queuer(std::string name, int max_concurrency, std::string_view encryptio
                     fmt::format("max_concurrency must be 1..1000, not {}", max_concurrency));
     if (on_error) on_error->validate();
     if (engine.prefetch < 0)
-        throw Error(ErrorKind::Invalid, fmt::format("prefetch must be 0 or more, not {}",
-                                                    engine.prefetch));
+        throw Error(ErrorKind::Invalid,
+                    fmt::format("prefetch must be 0 or more, not {}", engine.prefetch));
     set_default_on_error(on_error);
     std::string rid;
     {
@@ -140,8 +140,7 @@ void Queuer::start() {
     worker_.status = worker_status::running;
     engine_->start(true);
     spdlog::info("worker {} ({}) running with max concurrency {}, tasks: {}", worker_.name,
-                 worker_.rid, engine_->max_concurrency(),
-                 fmt::join(worker_.available_tasks, ", "));
+                 worker_.rid, engine_->max_concurrency(), fmt::join(worker_.available_tasks, ", "));
 }
 
 void Queuer::start_without_worker() {

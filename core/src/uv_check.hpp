@@ -21,7 +21,8 @@ inline int uv_check(int rc, const char* what) {
 
 inline void uv_require(int rc, const char* what) {
     if (rc != 0)
-        throw Error(ErrorKind::Connection, fmt::format("libuv: {} failed: {}", what, uv_strerror(rc)));
+        throw Error(ErrorKind::Connection,
+                    fmt::format("libuv: {} failed: {}", what, uv_strerror(rc)));
 }
 
 }  // namespace queuer::detail

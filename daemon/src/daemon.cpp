@@ -23,8 +23,8 @@
 #include <cctype>
 #include <optional>
 
-#include "crash_report.hpp"
 #include "child_env.hpp"
+#include "crash_report.hpp"
 #include "file_checks.hpp"
 #include "isolation.hpp"
 #include "logging.hpp"

@@ -573,7 +573,7 @@ TEST_F(Engine, JobsAddedWhileAClaimIsInFlightAreNotLeftForThePoll) {
             ended = c.exec("SELECT count(*) FROM job_archive").i32(0, 0);
             if (ended < (round + 1) * 6) std::this_thread::sleep_for(50ms);
         }
-        ASSERT_EQ(ended, (round + 1) * 6) << "round " << round
-                                          << ": jobs left waiting for the 60 s poll";
+        ASSERT_EQ(ended, (round + 1) * 6)
+            << "round " << round << ": jobs left waiting for the 60 s poll";
     }
 }

@@ -61,10 +61,9 @@ TEST(ChildEnv, ByDefaultEverythingButTheSecrets) {
     for (const char* kv : {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "AWS_SECRET_ACCESS_KEY=aws",
                            "ACME_URL=https://acme.example", "ACME_TOKEN=t", "OTHER=1"})
         EXPECT_TRUE(has(env, kv)) << kv;
-    for (const char* name :
-         {"QUEUER_DB_HOST", "QUEUER_DB_PASSWORD", "QUEUER_DB_USERNAME", "QUEUER_ENCRYPTION_KEY",
-          "QUEUERD_WEB_TOKEN", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC",
-          "WATCHDOG_PID", "LISTEN_FDS"})
+    for (const char* name : {"QUEUER_DB_HOST", "QUEUER_DB_PASSWORD", "QUEUER_DB_USERNAME",
+                             "QUEUER_ENCRYPTION_KEY", "QUEUERD_WEB_TOKEN", "CREDENTIALS_DIRECTORY",
+                             "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS"})
         EXPECT_FALSE(has_name(env, name)) << name;
     EXPECT_FALSE(has_name(env, "malformed"));
     EXPECT_EQ(env.front(), "PATH=/usr/bin:/bin");

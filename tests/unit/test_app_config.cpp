@@ -466,19 +466,21 @@ TEST_F(AppConfigTest, HttpListenAndLogFormat) {
         EXPECT_NE(e.find("http.listen must be HOST:PORT"), std::string::npos) << e;
     }
     auto e = error_of(std::string(kMinimal) + "logging:\n  format: xml\n");
-    EXPECT_NE(e.find("logging.format must be one of text | json | journal"), std::string::npos) << e;
+    EXPECT_NE(e.find("logging.format must be one of text | json | journal"), std::string::npos)
+        << e;
     e = error_of(std::string(kMinimal) + "http:\n  port: 1\n");
     EXPECT_NE(e.find("unknown key http.port"), std::string::npos) << e;
 }
 
 TEST_F(AppConfigTest, PasswordFileIsItsFirstLine) {
     // `echo secret > file`, an editor's CRLF, and a second line that is not part of it.
-    for (auto [content, expect] : {std::pair{"s3cret\n", "s3cret"}, std::pair{"s3cret", "s3cret"},
-                                   std::pair{"s3cret\r\n", "s3cret"},
-                                   std::pair{"s3cret\nsecond line\n", "s3cret"},
-                                   std::pair{" spaced pw \n", " spaced pw "}}) {
+    for (auto [content, expect] :
+         {std::pair{"s3cret\n", "s3cret"}, std::pair{"s3cret", "s3cret"},
+          std::pair{"s3cret\r\n", "s3cret"}, std::pair{"s3cret\nsecond line\n", "s3cret"},
+          std::pair{" spaced pw \n", " spaced pw "}}) {
         write("pw", content);
-        auto c = load_app_config(config(std::string(kMinimal) + "database:\n  password_file: pw\n"));
+        auto c =
+            load_app_config(config(std::string(kMinimal) + "database:\n  password_file: pw\n"));
         EXPECT_EQ(c.database.password, expect) << content;
         EXPECT_EQ(c.password_source, (dir_ / "pw").string());
         ASSERT_EQ(c.secret_files.size(), 1u);
@@ -501,9 +503,9 @@ TEST_F(AppConfigTest, SystemdCredentialsGiveThePasswordAndTheKey) {
     set("CREDENTIALS_DIRECTORY", creds.c_str());
 
     // The credential wins over password_file (not even read) and key_file.
-    auto c = load_app_config(config(std::string(kMinimal) +
-                                    "database:\n  password_file: missing\n"
-                                    "encryption:\n  key_file: missing-key\n"));
+    auto c =
+        load_app_config(config(std::string(kMinimal) + "database:\n  password_file: missing\n"
+                                                       "encryption:\n  key_file: missing-key\n"));
     EXPECT_EQ(c.database.password, "from-credential");
     EXPECT_EQ(c.password_source, "systemd credential db-password");
     EXPECT_EQ(c.encryption_key, kKey);
@@ -556,8 +558,8 @@ TEST_F(AppConfigTest, WorkerNameSpecifiersAndOverride) {
 }
 
 TEST_F(AppConfigTest, TaskEnvironment) {
-    auto c = load_app_config(config(std::string(kMinimal) +
-                                    "  task_environment: [ACME_URL, \"AWS_*\", http_proxy]\n"));
+    auto c = load_app_config(
+        config(std::string(kMinimal) + "  task_environment: [ACME_URL, \"AWS_*\", http_proxy]\n"));
     EXPECT_EQ(c.worker.task_environment,
               (std::vector<std::string>{"ACME_URL", "AWS_*", "http_proxy"}));
     EXPECT_TRUE(load_app_config(config(kMinimal)).worker.task_environment.empty());
