@@ -4,7 +4,7 @@
 QUEUER_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUEUER_PACKAGES=(cmake ninja-build g++ pkg-config libpq-dev libuv1-dev libyaml-cpp-dev rapidjson-dev
   libsodium-dev libfmt-dev libgtest-dev libgmock-dev libcli11-dev libspdlog-dev libsystemd-dev
-  libhowardhinnant-date-dev libcivetweb-dev postgresql-15 postgresql-client-15 postgresql-contrib)
+  libhowardhinnant-date-dev libmicrohttpd-dev postgresql-15 postgresql-client-15 postgresql-contrib)
 # Only for scripts/package: dpkg-shlibdeps (dpkg-dev, file) for the Depends, pandoc for the man
 # pages, man-db to check them.
 QUEUER_PACKAGING_TOOLS=(dpkg-dev file pandoc man-db)

@@ -201,7 +201,7 @@ void Ops::start_http(const std::string& listen) {
     queuer::http::Options o;
     o.listen = listen;
     o.server_name = "queuerd";
-    o.max_connections = 4;  // scrapes and probes: short requests; CivetWeb starts them all
+    o.max_connections = 32;
     auto server = std::make_unique<queuer::http::Server>(o);
     server->route("GET", "/metrics", [this](const queuer::http::Request&) { return metrics(); });
     server->route("GET", "/healthz", [this](const queuer::http::Request&) { return healthz(); });

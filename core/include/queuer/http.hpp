@@ -1,4 +1,4 @@
-// queuer::http: a small HTTP server on CivetWeb (library target queuer_http, so that
+// queuer::http: a small HTTP server on libmicrohttpd (library target queuer_http, so that
 // queuer_core does not depend on it). Handlers run on the server's own threads (one per
 // connection, bounded), never on an engine loop or a task thread. Used by queuerd for
 // /metrics, /healthz, /readyz and by `queuerctl web`.

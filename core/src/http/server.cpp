@@ -1,15 +1,15 @@
-// queuer::http::Server on CivetWeb: see queuer/http.hpp.
+// queuer::http::Server on libmicrohttpd: see queuer/http.hpp.
 //
-// CivetWeb (Debian's libcivetweb1, which depends on nothing but libc: no TLS stack is loaded
-// into queuerd) serves each connection on one of a bounded set of worker threads
-// (Options::max_connections). That makes streams simple: a streaming handler blocks on a
-// condition variable in its own worker thread until data, the keepalive interval or the end,
-// and nothing ever busy-waits. Connections are not kept alive between requests.
+// MHD runs with one listening thread and one thread per connection (bounded by
+// Options::max_connections). That makes streams simple: a stream's content reader blocks on a
+// condition variable in its own connection thread until data, the keepalive interval or the
+// end, and nothing ever busy-waits. We bind the listening socket ourselves so that a bind
+// failure can name its reason, then hand it to MHD.
 #include "queuer/http.hpp"
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
-#include <civetweb.h>
+#include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -21,7 +21,6 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
-#include <optional>
 #include <set>
 
 #include "queuer/error.hpp"
@@ -178,20 +177,21 @@ class StreamImpl : public Stream {
         gone_ = true;
         cv_.notify_all();
     }
-    // Waits for something to send (data, or the keepalive after `keepalive` of silence).
-    // Returns false at the end (closed and sent, or gone).
-    bool next(std::string& out, std::chrono::milliseconds keepalive,
-              const std::string& keepalive_data) {
+    // The content reader: blocks until there is something to send.
+    ssize_t read(char* out, size_t max, std::chrono::milliseconds keepalive,
+                 const std::string& keepalive_data) {
         std::unique_lock lk(mu_);
         while (buf_.empty() && !gone_ && !closing_) {
             bool woke =
                 cv_.wait_for(lk, keepalive, [&] { return !buf_.empty() || gone_ || closing_; });
             if (!woke && !keepalive_data.empty()) buf_ = keepalive_data;
         }
-        if (gone_ || buf_.empty()) return false;
-        out.swap(buf_);
-        buf_.clear();
-        return true;
+        if (gone_) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (buf_.empty()) return closing_ ? MHD_CONTENT_READER_END_OF_STREAM : 0;
+        size_t n = std::min(max, buf_.size());
+        std::memcpy(out, buf_.data(), n);
+        buf_.erase(0, n);
+        return static_cast<ssize_t>(n);
     }
 
   private:
@@ -209,6 +209,12 @@ struct Route {
     Handler handler;
 };
 
+// Per request: the body as it arrives.
+struct RequestState {
+    std::string body;
+    bool too_large = false;
+};
+
 std::string format_addr(const sockaddr* sa) {
     char host[INET6_ADDRSTRLEN] = {};
     if (sa->sa_family == AF_INET) {
@@ -224,56 +230,13 @@ std::string format_addr(const sockaddr* sa) {
     return "?";
 }
 
-bool write_all(mg_connection* conn, std::string_view data) {
-    while (!data.empty()) {
-        int n = mg_write(conn, data.data(), data.size());
-        if (n <= 0) return false;
-        data.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-}
-
-// Header values must not break the response apart.
-std::string header_safe(std::string_view v) {
-    std::string out;
-    for (char c : v) out += (c == '\r' || c == '\n') ? ' ' : c;
-    return out;
-}
-
-std::once_flag g_library_once;
-
-// Binds (and releases) the address the way the server will, so that a failure names its reason
-// ("Address already in use", "Cannot assign requested address"); CivetWeb only says that it
-// failed. "" when it can be bound.
-std::string bind_problem(const std::string& host, int port) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | (host.empty() ? AI_PASSIVE : 0);
-    addrinfo* res = nullptr;
-    std::string port_s = std::to_string(port);
-    if (getaddrinfo(host.empty() ? nullptr : host.c_str(), port_s.c_str(), &hints, &res) != 0 ||
-        !res)
-        return {};
-    std::string why;
-    int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
-    if (fd >= 0) {
-        int one = 1;
-        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, 1) != 0)
-            why = std::strerror(errno);
-        ::close(fd);
-    }
-    freeaddrinfo(res);
-    return why;
-}
-
 }  // namespace
 
 struct Server::Impl {
     Options opts;
     std::vector<Route> routes;
-    mg_context* ctx = nullptr;
+    MHD_Daemon* daemon = nullptr;
+    int fd = -1;
     std::string bound;
     int bound_port = 0;
 
@@ -281,12 +244,59 @@ struct Server::Impl {
     std::set<StreamImpl*> streams;
     bool stopping = false;
 
+    struct Reader {
+        Impl* server;
+        std::shared_ptr<StreamImpl> stream;
+        std::chrono::milliseconds keepalive;
+        std::string keepalive_data;
+    };
+
+    static ssize_t read_cb(void* cls, uint64_t, char* buf, size_t max) {
+        auto* r = static_cast<Reader*>(cls);
+        return r->stream->read(buf, max, r->keepalive, r->keepalive_data);
+    }
+    static void free_cb(void* cls) {
+        auto* r = static_cast<Reader*>(cls);
+        r->stream->abort();
+        {
+            std::lock_guard g(r->server->streams_mu);
+            r->server->streams.erase(r->stream.get());
+        }
+        delete r;
+    }
+
+    static void completed_cb(void*, MHD_Connection*, void** con_cls, MHD_RequestTerminationCode) {
+        delete static_cast<RequestState*>(*con_cls);
+        *con_cls = nullptr;
+    }
+
+    static MHD_Result header_it(void* cls, MHD_ValueKind, const char* key, const char* value) {
+        auto* req = static_cast<Request*>(cls);
+        std::string k;
+        for (const char* p = key; *p; ++p)
+            k += static_cast<char>(std::tolower(static_cast<unsigned char>(*p)));
+        auto& slot = req->headers[k];
+        if (!slot.empty()) slot += ", ";
+        slot += value ? value : "";
+        return MHD_YES;
+    }
+    static MHD_Result query_it(void* cls, MHD_ValueKind, const char* key, const char* value) {
+        static_cast<Request*>(cls)->query.emplace_back(key ? key : "", value ? value : "");
+        return MHD_YES;
+    }
+
     Response dispatch(Request& req) {
         bool path_known = false;
         std::string allow;
         for (const auto& r : routes) {
-            bool match = r.prefix ? req.path.compare(0, r.path.size(), r.path) == 0
-                                  : req.path == r.path;
+            bool match = false;
+            if (r.prefix) {
+                if (req.path.compare(0, r.path.size(), r.path) == 0) {
+                    match = true;
+                }
+            } else {
+                match = req.path == r.path;
+            }
             if (!match) continue;
             path_known = true;
             bool method_ok = r.method == "*" || r.method == req.method ||
@@ -314,87 +324,69 @@ struct Server::Impl {
         return Response::text(404, "not found\n");
     }
 
-    // The status line and headers; Content-Length unless the body is a stream.
-    std::string head(mg_connection* conn, const Response& r, std::optional<size_t> length) {
-        std::string h = fmt::format("HTTP/1.1 {} {}\r\n", r.status,
-                                    mg_get_response_code_text(conn, r.status));
-        h += fmt::format("Content-Type: {}\r\n", header_safe(r.content_type));
-        h += fmt::format("Server: {}\r\n", header_safe(opts.server_name));
-        for (const auto& [k, v] : r.headers)
-            h += fmt::format("{}: {}\r\n", header_safe(k), header_safe(v));
-        if (length) h += fmt::format("Content-Length: {}\r\n", *length);
-        h += "Connection: close\r\n\r\n";
-        return h;
-    }
+    static MHD_Result access_cb(void* cls, MHD_Connection* conn, const char* url,
+                                const char* method, const char*, const char* upload_data,
+                                size_t* upload_data_size, void** con_cls) {
+        auto* self = static_cast<Impl*>(cls);
+        if (*con_cls == nullptr) {
+            *con_cls = new RequestState();
+            return MHD_YES;
+        }
+        auto* st = static_cast<RequestState*>(*con_cls);
+        if (*upload_data_size > 0) {
+            if (st->body.size() + *upload_data_size > self->opts.max_body)
+                st->too_large = true;
+            else
+                st->body.append(upload_data, *upload_data_size);
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
 
-    int handle(mg_connection* conn) {
-        const mg_request_info* info = mg_get_request_info(conn);
         Request req;
-        req.method = info->request_method ? info->request_method : "";
-        req.path = info->local_uri ? info->local_uri : "/";
-        if (info->query_string) req.query = parse_query(info->query_string);
-        for (int i = 0; i < info->num_headers; ++i) {
-            std::string k;
-            for (const char* p = info->http_headers[i].name; p && *p; ++p)
-                k += static_cast<char>(std::tolower(static_cast<unsigned char>(*p)));
-            auto& slot = req.headers[k];
-            if (!slot.empty()) slot += ", ";
-            slot += info->http_headers[i].value ? info->http_headers[i].value : "";
-        }
-        req.remote = std::strchr(info->remote_addr, ':')
-                         ? fmt::format("[{}]:{}", info->remote_addr, info->remote_port)
-                         : fmt::format("{}:{}", info->remote_addr, info->remote_port);
-        // The body, at most max_body bytes.
-        bool too_large = info->content_length > static_cast<long long>(opts.max_body);
-        if (!too_large) {
-            char buf[16 * 1024];
-            for (;;) {
-                int n = mg_read(conn, buf, sizeof buf);
-                if (n <= 0) break;
-                if (req.body.size() + static_cast<size_t>(n) > opts.max_body) {
-                    too_large = true;
-                    break;
-                }
-                req.body.append(buf, static_cast<size_t>(n));
-            }
-        }
-        Response resp =
-            too_large ? Response::text(413, "request body too large\n") : dispatch(req);
-        bool head_only = req.method == "HEAD";
+        req.method = method ? method : "";
+        req.path = url ? url : "/";
+        req.body = std::move(st->body);
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, header_it, &req);
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_it, &req);
+        if (const auto* info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            info && info->client_addr)
+            req.remote = format_addr(info->client_addr);
 
-        if (!resp.on_stream || resp.status >= 400) {
-            std::string out = head(conn, resp, resp.body.size());
-            if (!head_only) out += resp.body;
-            write_all(conn, out);
-            return resp.status;
-        }
-        auto stream = std::make_shared<StreamImpl>();
-        {
-            std::lock_guard g(streams_mu);
-            if (stopping) return 503;
-            streams.insert(stream.get());
-        }
-        bool ok = write_all(conn, head(conn, resp, std::nullopt) + resp.body);
-        if (ok && !head_only) {
+        Response resp =
+            st->too_large ? Response::text(413, "request body too large\n") : self->dispatch(req);
+
+        MHD_Response* mr = nullptr;
+        if (resp.on_stream && resp.status < 400) {
+            auto stream = std::make_shared<StreamImpl>();
+            {
+                std::lock_guard g(self->streams_mu);
+                if (self->stopping) return MHD_NO;
+                self->streams.insert(stream.get());
+            }
+            if (!resp.body.empty()) stream->write(resp.body);
+            auto* reader = new Reader{self, stream, resp.keepalive, resp.keepalive_data};
+            mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_cb, reader,
+                                                   free_cb);
+            if (!mr) {
+                free_cb(reader);
+                return MHD_NO;
+            }
             try {
                 resp.on_stream(stream);
             } catch (...) {
                 stream->close();
             }
-            std::string chunk;
-            while (stream->next(chunk, resp.keepalive, resp.keepalive_data))
-                if (!write_all(conn, chunk)) break;
+        } else {
+            mr = MHD_create_response_from_buffer(
+                resp.body.size(), const_cast<char*>(resp.body.data()), MHD_RESPMEM_MUST_COPY);
+            if (!mr) return MHD_NO;
         }
-        stream->abort();  // the holder's next write() returns false
-        {
-            std::lock_guard g(streams_mu);
-            streams.erase(stream.get());
-        }
-        return resp.status;
-    }
-
-    static int request_cb(mg_connection* conn, void* cbdata) {
-        return static_cast<Impl*>(cbdata)->handle(conn);
+        MHD_add_response_header(mr, "Content-Type", resp.content_type.c_str());
+        MHD_add_response_header(mr, "Server", self->opts.server_name.c_str());
+        for (const auto& [k, v] : resp.headers) MHD_add_response_header(mr, k.c_str(), v.c_str());
+        MHD_Result rc = MHD_queue_response(conn, static_cast<unsigned>(resp.status), mr);
+        MHD_destroy_response(mr);
+        return rc;
     }
 };
 
@@ -419,92 +411,85 @@ void Server::route(std::string method, std::string path, Handler handler) {
 }
 
 void Server::start() {
-    if (impl_->ctx) return;
+    if (impl_->daemon) return;
     const std::string& listen = impl_->opts.listen;
     auto [host, port] = split_host_port(listen, "http.listen");
-    // CivetWeb takes numeric addresses: resolve a name first (the first address wins).
-    std::string ip = host;
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (host.empty() ? AI_PASSIVE : 0);
+    addrinfo* res = nullptr;
+    std::string port_s = std::to_string(port);
+    int gai = getaddrinfo(host.empty() ? nullptr : host.c_str(), port_s.c_str(), &hints, &res);
+    if (gai != 0 || !res)
+        throw Error(ErrorKind::Config, fmt::format("http.listen \"{}\": cannot resolve \"{}\": {}",
+                                                   listen, host, gai_strerror(gai)));
+    std::string last_error;
+    int fd = -1;
     bool v6 = false;
-    if (!host.empty()) {
-        addrinfo hints{};
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        addrinfo* res = nullptr;
-        int gai = getaddrinfo(host.c_str(), nullptr, &hints, &res);
-        if (gai != 0 || !res)
-            throw Error(ErrorKind::Config,
-                        fmt::format("http.listen \"{}\": cannot resolve \"{}\": {}", listen, host,
-                                    gai_strerror(gai)));
-        std::string a = format_addr(res->ai_addr);
-        v6 = res->ai_family == AF_INET6;
-        freeaddrinfo(res);
-        ip = a.substr(0, a.rfind(':'));  // "[::1]" or "127.0.0.1"
+    for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+        fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            last_error = std::strerror(errno);
+            continue;
+        }
+        int one = 1;
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 64) == 0) {
+            v6 = ai->ai_family == AF_INET6;
+            break;
+        }
+        last_error = std::strerror(errno);
+        ::close(fd);
+        fd = -1;
     }
-    // ":PORT" = every interface (IPv4 and IPv6 where the system has it).
-    std::string ports = host.empty() ? fmt::format("+{}", port) : fmt::format("{}:{}", ip, port);
-    std::string threads = std::to_string(std::max<size_t>(impl_->opts.max_connections, 1));
-    std::string timeout = std::to_string(impl_->opts.idle_timeout.count() * 1000);
-    const char* options[] = {"listening_ports",
-                             ports.c_str(),
-                             "num_threads",
-                             threads.c_str(),
-                             "request_timeout_ms",
-                             timeout.c_str(),
-                             "enable_keep_alive",
-                             "no",
-                             "decode_url",
-                             "yes",
-                             nullptr};
-    std::call_once(g_library_once, [] { mg_init_library(0); });
-    mg_callbacks callbacks{};
-    // CivetWeb's own messages (e.g. a bind failure) come back through mg_start2's error text;
-    // nothing else is printed.
-    callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
-    mg_init_data init{};
-    init.callbacks = &callbacks;
-    init.user_data = impl_.get();
-    init.configuration_options = options;
-    char text[256] = {};
-    unsigned code = 0;
-    mg_error_data err{};
-    err.code = &code;
-    err.text = text;
-    err.text_buffer_size = sizeof text;
+    freeaddrinfo(res);
+    if (fd < 0)
+        throw Error(ErrorKind::Connection,
+                    fmt::format("http.listen \"{}\": cannot listen: {}", listen, last_error));
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    impl_->bound = format_addr(reinterpret_cast<sockaddr*>(&ss));
+    impl_->bound_port = ss.ss_family == AF_INET6
+                            ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+                            : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | MHD_USE_ITC;
+    if (v6) flags |= MHD_USE_IPv6;
     impl_->stopping = false;
-    if (port != 0) {
-        std::string probe_host = ip;
-        if (!probe_host.empty() && probe_host.front() == '[')
-            probe_host = probe_host.substr(1, probe_host.size() - 2);
-        if (auto why = bind_problem(probe_host, port); !why.empty())
-            throw Error(ErrorKind::Connection,
-                        fmt::format("http.listen \"{}\": cannot listen: {}", listen, why));
+    impl_->daemon = MHD_start_daemon(
+        flags, 0, nullptr, nullptr, &Impl::access_cb, impl_.get(), MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(impl_->opts.max_connections),
+        MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(impl_->opts.idle_timeout.count()),
+        MHD_OPTION_NOTIFY_COMPLETED, &Impl::completed_cb, nullptr, MHD_OPTION_END);
+    if (!impl_->daemon) {
+        ::close(fd);
+        throw Error(ErrorKind::Connection,
+                    fmt::format("http.listen \"{}\": the HTTP server did not start", listen));
     }
-    impl_->ctx = mg_start2(&init, &err);
-    if (!impl_->ctx)
-        throw Error(ErrorKind::Connection, fmt::format("http.listen \"{}\": cannot listen: {}",
-                                                       listen, text[0] ? text : "unknown error"));
-    mg_set_request_handler(impl_->ctx, "/", &Impl::request_cb, impl_.get());
-    mg_server_port p[4] = {};
-    int n = mg_get_server_ports(impl_->ctx, 4, p);
-    impl_->bound_port = n > 0 ? p[0].port : port;
-    impl_->bound = host.empty() ? fmt::format(":{}", impl_->bound_port)
-                                : fmt::format("{}:{}", ip, impl_->bound_port);
-    (void)v6;
+    impl_->fd = fd;
 }
 
 void Server::stop() {
-    if (!impl_->ctx) return;
+    if (!impl_->daemon) return;
     {
         std::lock_guard g(impl_->streams_mu);
         impl_->stopping = true;
         for (auto* s : impl_->streams) s->abort();
     }
-    mg_stop(impl_->ctx);  // waits for the worker threads
-    impl_->ctx = nullptr;
+    // Quiesce first: MHD then hands the listening socket back instead of closing it, and we
+    // close it exactly once.
+    MHD_socket s = MHD_quiesce_daemon(impl_->daemon);
+    MHD_stop_daemon(impl_->daemon);
+    impl_->daemon = nullptr;
+    if (s != MHD_INVALID_SOCKET) ::close(s);
+    impl_->fd = -1;
 }
 
 bool Server::running() const {
-    return impl_->ctx != nullptr;
+    return impl_->daemon != nullptr;
 }
 
 std::string Server::address() const {
