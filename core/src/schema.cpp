@@ -1012,7 +1012,9 @@ DECLARE
 BEGIN
     GET DIAGNOSTICS ctx = PG_CONTEXT;
     IF ctx !~ 'insert_worker(\(|")' THEN
-        INSERT INTO queuer_worker_daemon (worker_id) VALUES (NEW.id) ON CONFLICT DO NOTHING;
+        -- The worker table's own schema, whatever the inserting session's search_path.
+        EXECUTE format('INSERT INTO %I.queuer_worker_daemon (worker_id) VALUES ($1) '
+                       'ON CONFLICT DO NOTHING', TG_TABLE_SCHEMA) USING NEW.id;
     END IF;
     RETURN NULL;
 END;
