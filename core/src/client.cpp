@@ -208,7 +208,7 @@ Client::Client(DatabaseConfig cfg, std::string_view encryption_key, bool do_migr
 
 Client::~Client() = default;
 
-Job Client::row_to_job(const db::Result& r, int i) const {
+Job detail::job_from_row(const db::Result& r, int i, SealedColumns* sealed) {
     Job j;
     j.id = r.i64(i, 0);
     j.rid = r.str(i, 1);
@@ -238,17 +238,32 @@ Job Client::row_to_job(const db::Result& r, int i) const {
     j.error = r.str(i, 14);
     j.created_at = parse_time(r.get(i, 15), "created_at");
     j.updated_at = parse_time(r.get(i, 16), "updated_at");
-    auto sealed = [&](int col) -> std::optional<std::string> {
-        if (r.is_null(i, col) || r.get(i, col).size() <= 2) return std::nullopt;
+    if (sealed) {
+        auto bytes = [&](int col) {
+            if (r.is_null(i, col) || r.get(i, col).size() <= 2) return std::string();
+            return bytea_from_text(r.get(i, col));
+        };
+        sealed->parameters = bytes(17);
+        sealed->parameters_keyed = bytes(18);
+        sealed->results = bytes(19);
+    }
+    return j;
+}
+
+Job Client::row_to_job(const db::Result& r, int i) const {
+    detail::SealedColumns s;
+    Job j = detail::job_from_row(r, i, &s);
+    auto open = [&](const std::string& sealed) -> std::optional<std::string> {
+        if (sealed.empty()) return std::nullopt;
         if (!cipher_)
             throw Error(
                 ErrorKind::Crypto,
                 fmt::format("job {} is encrypted; set QUEUER_ENCRYPTION_KEY to read it", j.rid));
-        return cipher_->open(bytea_from_text(r.get(i, col)), fmt::format("job {}", j.rid));
+        return cipher_->open(sealed, fmt::format("job {}", j.rid));
     };
-    if (auto p = sealed(17)) j.parameters = *p;
-    if (auto p = sealed(18)) j.parameters_keyed = *p;
-    if (auto p = sealed(19)) j.results = *p;
+    if (auto p = open(s.parameters)) j.parameters = *p;
+    if (auto p = open(s.parameters_keyed)) j.parameters_keyed = *p;
+    if (auto p = open(s.results)) j.results = *p;
     return j;
 }
 
