@@ -8,7 +8,7 @@ _queuerctl() {
     ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
 
     local globals="--json --config -v --verbose -h --help"
-    local verbs="migrate version add get list wait cancel stop retry"
+    local verbs="migrate version add get list wait cancel stop retry web"
     local -A nouns=(
         [add]="job jobs"
         [get]="job jobArchive worker"
@@ -36,10 +36,11 @@ _queuerctl() {
         ["cancel worker"]="-r --rid"
         ["stop worker"]="-r --rid -g --graceful"
         ["retry job"]="-r --rid"
+        [web]="--listen --read-only"
     )
     # Flags followed by a value.
     local with_value=" --config --task --params --keyed --options -f --file -r --rid --status
-        --search -i --lastId -l --limit --timeout "
+        --search -i --lastId -l --limit --timeout --listen "
     local statuses="QUEUED SCHEDULED RUNNING SUCCEEDED FAILED CANCELLED READY STOPPING STOPPED"
 
     case $prev in

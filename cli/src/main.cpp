@@ -869,10 +869,12 @@ const char* kRootFooter = R"(Examples:
   queuerctl stats --since 24h
   queuerctl list jobArchive --status FAILED --since 1h --error timeout
   queuerctl retry jobs --status FAILED --since 1h --dry-run
+  queuerctl web --listen 127.0.0.1:8080
 
 Database settings come from QUEUER_DB_HOST, QUEUER_DB_PORT, QUEUER_DB_DATABASE,
 QUEUER_DB_USERNAME, QUEUER_DB_PASSWORD, QUEUER_DB_SCHEMA (or --config FILE, which they
-override); QUEUER_ENCRYPTION_KEY reads encrypted jobs.
+override); QUEUER_ENCRYPTION_KEY reads encrypted jobs; QUEUERD_WEB_TOKEN is the token of
+queuerctl web.
 Exit codes: 0 ok, 1 failed (e.g. not found; add job --strict for a task no live worker
 offers), 2 usage error, database unreachable or schema missing, 3 waited job FAILED/CANCELLED,
 4 wait timed out.)";

@@ -492,45 +492,64 @@ std::optional<JobDetail> job_detail(db::Connection& c, std::string_view rid, con
     return d;
 }
 
-Activity activity(db::Connection& c, int minutes) {
+EndedMinutes ended_per_minute(db::Connection& c, std::chrono::seconds lookback) {
+    if (lookback.count() < 0 || lookback > std::chrono::hours(24))
+        throw Error(ErrorKind::Invalid,
+                    fmt::format("lookback must be 0..86400 s, not {}", lookback.count()));
+    EndedMinutes out;
+    db::Params p;
+    p.add(static_cast<int64_t>(lookback.count()));
+    auto t = c.exec(
+        "SELECT LOCALTIMESTAMP, date_trunc('minute', LOCALTIMESTAMP - make_interval(secs => "
+        "$1::float8))",
+        p);
+    out.now = parse_time(t.get(0, 0), "now");
+    out.from = parse_time(t.get(0, 1), "from");
+    db::Params q;
+    q.add(t.str(0, 1));
+    auto r = c.exec(
+        "SELECT date_trunc('minute', updated_at), task_name, status, count(*) FROM job_archive "
+        "WHERE updated_at >= $1::timestamp GROUP BY 1, 2, 3",
+        q);
+    out.rows.reserve(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i)
+        out.rows.push_back(
+            {parse_time(r.get(i, 0), "minute"), r.str(i, 1), r.str(i, 2), r.i64(i, 3)});
+    return out;
+}
+
+Activity summarize_activity(const std::vector<MinuteCount>& rows, TimePoint now, int minutes) {
     if (minutes < 1 || minutes > 1440)
         throw Error(ErrorKind::Invalid, fmt::format("minutes must be 1..1440, not {}", minutes));
     Activity a;
     a.minutes = minutes;
+    a.now = now;
+    auto this_minute = std::chrono::floor<std::chrono::minutes>(now);
+    a.first_minute = this_minute - std::chrono::minutes(minutes - 1);
     a.per_minute.assign(static_cast<size_t>(minutes), {0, 0, 0});
-    db::Params p;
-    p.add(minutes);
-    auto t = c.exec(
-        "SELECT LOCALTIMESTAMP, date_trunc('minute', LOCALTIMESTAMP) - "
-        "make_interval(mins => $1::int - 1)",
-        p);
-    a.now = parse_time(t.get(0, 0), "now");
-    a.first_minute = parse_time(t.get(0, 1), "first minute");
-    db::Params q;
-    q.add(t.str(0, 1));
-    auto r = c.exec(
-        "SELECT GROUPING(task_name), task_name, status, m, count(*) FROM ("
-        "  SELECT task_name, status, "
-        "    floor(EXTRACT(EPOCH FROM (updated_at - $1::timestamp)) / 60)::int AS m "
-        "  FROM job_archive WHERE updated_at >= $1::timestamp) x "
-        "GROUP BY GROUPING SETS ((task_name, status), (m, status)) ORDER BY 1, 2, 3, 4",
-        q);
-    for (int i = 0; i < r.rows(); ++i) {
-        std::string status = r.str(i, 2);
-        if (r.i32(i, 0) == 0) {
-            a.ended.push_back({r.str(i, 1), status, r.i64(i, 4)});
-            continue;
-        }
-        int64_t m = r.i64(i, 3);
-        if (m < 0) continue;
-        if (m >= minutes) m = minutes - 1;  // a clock a little ahead of ours: the current minute
-        size_t k = status == "SUCCEEDED"   ? 0
-                   : status == "FAILED"    ? 1
-                   : status == "CANCELLED" ? 2
-                                           : 3;
-        if (k < 3) a.per_minute[static_cast<size_t>(m)][k] += r.i64(i, 4);
+    std::map<std::pair<std::string, std::string>, int64_t> per_task;
+    for (const auto& m : rows) {
+        if (m.minute < a.first_minute) continue;
+        auto k =
+            std::chrono::duration_cast<std::chrono::minutes>(m.minute - a.first_minute).count();
+        // A clock a little ahead of ours: the current minute.
+        if (k >= minutes) k = minutes - 1;
+        per_task[{m.task_name, m.status}] += m.count;
+        size_t s = m.status == "SUCCEEDED"   ? 0
+                   : m.status == "FAILED"    ? 1
+                   : m.status == "CANCELLED" ? 2
+                                             : 3;
+        if (s < 3) a.per_minute[static_cast<size_t>(k)][s] += m.count;
     }
+    for (const auto& [key, n] : per_task) a.ended.push_back({key.first, key.second, n});
     return a;
+}
+
+Activity activity(db::Connection& c, int minutes) {
+    if (minutes < 1 || minutes > 1440)
+        throw Error(ErrorKind::Invalid, fmt::format("minutes must be 1..1440, not {}", minutes));
+    auto em = ended_per_minute(c, std::chrono::minutes(minutes - 1));
+    return summarize_activity(em.rows, em.now, minutes);
 }
 
 std::vector<WorkerRow> list_workers(db::Connection& c, int ended_limit) {
@@ -548,7 +567,7 @@ std::vector<WorkerRow> list_workers(db::Connection& c, int ended_limit) {
             "      (SELECT * FROM worker WHERE status NOT IN ('READY', 'RUNNING', 'STOPPING') "
             "       ORDER BY id DESC LIMIT $1::int)) "
             "SELECT " QUEUER_WORKER_COLS ", COALESCE(r.n, 0), GREATEST(0, EXTRACT(EPOCH FROM "
-                                         "LOCALTIMESTAMP - updated_at))::float8, "
+            "LOCALTIMESTAMP - updated_at))::float8, "
             "status IN ('READY', 'RUNNING', 'STOPPING') AND "
             "  updated_at < LOCALTIMESTAMP - make_interval(secs => {}) "
             "FROM w LEFT JOIN r ON r.worker_id = w.id "

@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -58,6 +59,7 @@ constexpr size_t kMaxEventStreams = 32;
 constexpr auto kCoalesce = std::chrono::milliseconds(500);
 constexpr auto kWorkerCheck = std::chrono::seconds(3);
 constexpr auto kOverviewTtl = std::chrono::seconds(1);
+constexpr auto kRescan = std::chrono::seconds(150);
 constexpr int kStatementTimeoutMs = 10000;
 
 void say(const std::string& line) {
@@ -154,6 +156,12 @@ struct Console::Impl {
     std::mutex overview_mu;
     Clock::time_point overview_at{};
     std::string overview_html;
+    // Its last hour, per minute, task and status (under overview_mu): read whole once, then
+    // only the last kRescan (so a busy archive costs the first overview only; start() warms
+    // it up in the background).
+    std::map<queuer::TimePoint, std::map<std::pair<std::string, std::string>, int64_t>> minutes;
+    bool minutes_warm = false;
+    std::thread warmer;
 
     // ================= request plumbing =================
 
@@ -249,7 +257,7 @@ struct Console::Impl {
         auto c = client->pool().acquire();
         OverviewData d;
         d.live = admin::live_stats(*c);
-        d.activity = admin::activity(*c, 60);
+        d.activity = last_hour(*c);
         d.newest = admin::newest_jobs(*c, 10);
         d.master = admin::master_info(*c);
         for (const auto& w : admin::list_workers(*c, 0)) {
@@ -259,6 +267,22 @@ struct Console::Impl {
         overview_html = overview_live(d);
         overview_at = Clock::now();
         return overview_html;
+    }
+
+    // The last 60 minutes of the archive. The minutes from kRescan ago are read again each
+    // time (a job's updated_at is its finishing transaction's start: one that commits late
+    // still lands in a minute read again); older minutes are kept as read.
+    admin::Activity last_hour(queuer::db::Connection& c) {
+        auto em = admin::ended_per_minute(c, minutes_warm ? kRescan : std::chrono::seconds(3600));
+        minutes.erase(minutes.lower_bound(em.from), minutes.end());
+        for (const auto& r : em.rows) minutes[r.minute][{r.task_name, r.status}] += r.count;
+        auto first = std::chrono::floor<std::chrono::minutes>(em.now) - std::chrono::minutes(59);
+        minutes.erase(minutes.begin(), minutes.lower_bound(first));
+        minutes_warm = true;
+        std::vector<admin::MinuteCount> rows;
+        for (const auto& [minute, counts] : minutes)
+            for (const auto& [key, n] : counts) rows.push_back({minute, key.first, key.second, n});
+        return admin::summarize_activity(rows, em.now, 60);
     }
 
     http::Response overview(const http::Request& req) {
@@ -812,6 +836,14 @@ void Console::start() {
     }
     m.stopping = false;
     m.listener = std::thread([&m] { m.listen_loop(); });
+    // The overview's first read of the archive's last hour, before anyone asks.
+    m.warmer = std::thread([&m] {
+        try {
+            m.overview_fragment();
+        } catch (const std::exception&) {
+            // The first page will say what is wrong.
+        }
+    });
 }
 
 void Console::stop() {
@@ -822,6 +854,7 @@ void Console::stop() {
     }
     m.stop_cv.notify_all();
     if (m.listener.joinable()) m.listener.join();
+    if (m.warmer.joinable()) m.warmer.join();
     if (m.server) m.server->stop();
 }
 

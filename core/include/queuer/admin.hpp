@@ -158,8 +158,23 @@ struct JobDetail {
 // archive, ended after the parent was created, so both tables are read through an index.
 std::optional<JobDetail> job_detail(db::Connection& c, std::string_view rid, const Cipher* cipher);
 
-// Ended jobs over the last `minutes` whole minutes (the current one included), one statement
-// (job_archive's updated_at index): per task and status, and per minute and status.
+// Ended jobs per minute (of updated_at), task and status, from the start of the minute that
+// began `lookback` ago up to now: one statement through job_archive's updated_at index. A
+// caller that keeps the minutes it has (the web console) asks again for the last few only.
+struct MinuteCount {
+    TimePoint minute{};  // start of the minute
+    std::string task_name, status;
+    int64_t count = 0;
+};
+struct EndedMinutes {
+    TimePoint now{};   // the database's clock
+    TimePoint from{};  // the first minute asked for: counts from here on are complete
+    std::vector<MinuteCount> rows;
+};
+EndedMinutes ended_per_minute(db::Connection& c, std::chrono::seconds lookback);
+
+// Ended jobs over the last `minutes` whole minutes (the current one included): per task and
+// status, and per minute and status.
 struct Activity {
     std::vector<EndedStat> ended;  // per task and status, over the whole window
     int minutes = 0;
@@ -168,6 +183,10 @@ struct Activity {
     // Per minute, oldest first: {SUCCEEDED, FAILED, CANCELLED}.
     std::vector<std::array<int64_t, 3>> per_minute;
 };
+// The window of `minutes` minutes ending with the one holding `now`, from per-minute counts
+// (rows outside it are ignored).
+Activity summarize_activity(const std::vector<MinuteCount>& rows, TimePoint now, int minutes);
+// ended_per_minute over the window, summarized.
 Activity activity(db::Connection& c, int minutes);
 
 // The newest `limit` live jobs (primary key, backwards).
