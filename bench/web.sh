@@ -124,12 +124,17 @@ run_scenario() {
   fill "$schema" "$span"
   explain "$schema"
   start_web "$schema"
+  # The very first overview, while the console is still reading the last hour at start.
+  local first
+  first=$(curl -s -o /dev/null -D - "$URL" | sed -n 's/^Server-Timing: app;dur=\([0-9.]*\).*/\1/p')
+  echo "workload=web scenario=$scenario page=overview_at_start server_ms=$first note=waits_for_the_start_up_read_of_the_last_hour"
   sleep 3
   echo "workload=web scenario=$scenario measure=idle_rss_kb value=$(rss_kb "$WEB_PID") note=started_3s_ago_no_request_yet"
-  local mid_id old_rid live_rid
+  local mid_id old_rid live_rid mid_rid mid_failed_rid
   mid_id=$(psql -Atc "SELECT id FROM $schema.job_archive ORDER BY id OFFSET $((ARCHIVE / 2)) LIMIT 1")
   old_rid=$(psql -Atc "SELECT rid FROM $schema.job_archive ORDER BY id LIMIT 1")
-  mid_rid=$(psql -Atc "SELECT rid FROM $schema.job_archive WHERE id = $mid_id")
+  mid_rid=$(psql -Atc "SELECT rid FROM $schema.job_archive WHERE id >= $mid_id AND status = 'SUCCEEDED' ORDER BY id LIMIT 1")
+  mid_failed_rid=$(psql -Atc "SELECT rid FROM $schema.job_archive WHERE id >= $mid_id AND status = 'FAILED' ORDER BY id LIMIT 1")
   live_rid=$(psql -Atc "SELECT rid FROM $schema.job ORDER BY id DESC LIMIT 1")
   page "$scenario" overview /
   page "$scenario" jobs /jobs
@@ -144,6 +149,7 @@ run_scenario() {
   page "$scenario" archive_search_rare_no_window "/archive?search=order-4242%22"
   page "$scenario" job_live "/job/$live_rid"
   page "$scenario" job_archived_mid "/job/$mid_rid"
+  page "$scenario" job_archived_mid_failed "/job/$mid_failed_rid"
   page "$scenario" job_archived_oldest "/job/$old_rid"
   page "$scenario" workers /workers
   echo "workload=web scenario=$scenario measure=rss_after_pages_kb value=$(rss_kb "$WEB_PID")"

@@ -475,9 +475,28 @@ std::optional<JobDetail> job_detail(db::Connection& c, std::string_view rid, con
         if (pr.rows() > 0) d.parent = read_row(pr, 0);
     }
     // Children: added after this job (higher ids: the primary key), and in the archive ended
-    // after this job was created (the updated_at index).
+    // after this job was created (the updated_at index). A job that SUCCEEDED added its children
+    // before its task returned, so before it ended: every child's id is below that of any job
+    // created after it ended, and one such job (from an index) bounds the scan. A job that
+    // failed or was cancelled may have a task still running and adding children: no bound.
+    std::string below;
+    if (d.archived && d.job.status == "SUCCEEDED") {
+        db::Params bp;
+        bp.add(format_time(d.job.updated_at));
+        auto b = c.exec(
+            "SELECT id FROM (SELECT id FROM job WHERE created_at > $1::timestamp "
+            "ORDER BY created_at LIMIT 1) l UNION ALL "
+            "SELECT id FROM (SELECT id FROM job_archive WHERE updated_at > $1::timestamp AND "
+            "created_at > $1::timestamp LIMIT 1) a LIMIT 1",
+            bp);
+        if (b.rows() > 0) below = b.str(0, 0);
+    }
     db::Params cp;
     cp.add(d.job.rid).add(d.job.id).add(format_time(d.job.created_at));
+    if (below.empty())
+        cp.add_null();
+    else
+        cp.add(below);
     auto cr = c.exec(
         "SELECT * FROM ("
         "(SELECT " QUEUER_JOB_ROW_COLS
@@ -485,6 +504,7 @@ std::optional<JobDetail> job_detail(db::Connection& c, std::string_view rid, con
         "ORDER BY id LIMIT 101) UNION ALL "
         "(SELECT " QUEUER_JOB_ROW_COLS
         " FROM job_archive WHERE id > $2::bigint AND updated_at >= $3::timestamp "
+        "AND ($4::bigint IS NULL OR id < $4::bigint) "
         "AND options ->> 'parent_rid' = $1::text ORDER BY id LIMIT 101)) x ORDER BY id LIMIT 101",
         cp);
     for (int i = 0; i < cr.rows() && i < 100; ++i) d.children.push_back(read_row(cr, i));

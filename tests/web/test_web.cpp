@@ -431,6 +431,25 @@ TEST_F(Web, JobDetailShowsParametersOptionsTimelineParentAndChildren) {
     EXPECT_NE(ch.body.find("href=\"/job/" + parent.rid + "\""), std::string::npos) << "parent";
     EXPECT_NE(ch.body.find("Ended (succeeded)"), std::string::npos);
 
+    // A SUCCEEDED parent in the archive: its children were added before it ended, so the scan
+    // stops at the first job created after it ended (here `later`). A row that claims to be its
+    // child but was added after that cannot exist; it shows that the bound is applied.
+    // (Times as the engine writes them: each row's later than those written before it.)
+    auto done_parent = archived("parent-task", "SUCCEEDED", "[]", "", "[]", 0);
+    auto done_child = archived("child-task", "SUCCEEDED", "[]", "", "[]", 0,
+                               R"({"parent_rid":")" + done_parent + "\"}");
+    client->add_job("later", 1);
+    auto impossible = archived("child-task", "SUCCEEDED", "[]", "", "[]", 0,
+                               R"({"parent_rid":")" + done_parent + "\"}");
+    auto dp = get(c, "/job/" + done_parent);
+    EXPECT_NE(dp.body.find("/job/" + done_child), std::string::npos) << dp.body;
+    EXPECT_EQ(dp.body.find("/job/" + impossible), std::string::npos);
+    // A FAILED parent's task may still be running: no bound, every child is found.
+    sql("UPDATE job_archive SET status = 'FAILED' WHERE rid = '" + done_parent + "'");
+    dp = get(c, "/job/" + done_parent);
+    EXPECT_NE(dp.body.find("/job/" + done_child), std::string::npos);
+    EXPECT_NE(dp.body.find("/job/" + impossible), std::string::npos);
+
     EXPECT_EQ(get(c, "/job/00000000-0000-4000-8000-000000000000").status, 404);
     EXPECT_EQ(get(c, "/job/not-a-rid").status, 400);
     auto go = get(c, "/job?rid=%20" + parent.rid + "%20");
