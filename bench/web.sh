@@ -4,6 +4,7 @@
 # `queuerctl web`. Run by `QUEUER_BENCH_ONLY=web scripts/bench`, or by hand:
 #
 #   bench/web.sh QUEUERCTL [LIVE [ARCHIVE [RUNS]]]      (database from QUEUER_DB_* and PG*)
+#   QUEUER_WEB_BENCH_SCENARIOS="hot" bench/web.sh ...    (one of the two scenarios below)
 #
 # Two schemas are filled with SQL (the archive's notify trigger is disabled while filling):
 #   spread   ARCHIVE rows ended over the last 7 days (about LIVE/7/24 an hour), LIVE live jobs;
@@ -159,5 +160,10 @@ run_scenario() {
   psql -qc "DROP SCHEMA $schema CASCADE" >/dev/null
 }
 
-run_scenario spread $((7 * 86400))
-run_scenario hot 3600
+for s in ${QUEUER_WEB_BENCH_SCENARIOS:-spread hot}; do
+  case $s in
+    spread) run_scenario spread $((7 * 86400)) ;;
+    hot) run_scenario hot 3600 ;;
+    *) echo "unknown scenario $s (spread, hot)" >&2; exit 2 ;;
+  esac
+done

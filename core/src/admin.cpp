@@ -483,13 +483,19 @@ std::optional<JobDetail> job_detail(db::Connection& c, std::string_view rid, con
     if (d.archived && d.job.status == "SUCCEEDED") {
         db::Params bp;
         bp.add(format_time(d.job.updated_at));
+        // Any such job will do; the lowest id found bounds best: the first one created after
+        // it among the live jobs (their created_at index), and among the jobs that ended within
+        // a minute after it (the archive's updated_at index; the window and the ORDER BY keep
+        // the planner off a sequential scan that would start at the table's oldest rows).
         auto b = c.exec(
-            "SELECT id FROM (SELECT id FROM job WHERE created_at > $1::timestamp "
-            "ORDER BY created_at LIMIT 1) l UNION ALL "
-            "SELECT id FROM (SELECT id FROM job_archive WHERE updated_at > $1::timestamp AND "
-            "created_at > $1::timestamp LIMIT 1) a LIMIT 1",
+            "SELECT min(id) FROM ("
+            "(SELECT id FROM job WHERE created_at > $1::timestamp ORDER BY created_at LIMIT 1) "
+            "UNION ALL "
+            "(SELECT id FROM job_archive WHERE updated_at > $1::timestamp AND updated_at <= "
+            "$1::timestamp + interval '1 minute' AND created_at > $1::timestamp "
+            "ORDER BY updated_at LIMIT 1)) x",
             bp);
-        if (b.rows() > 0) below = b.str(0, 0);
+        if (b.rows() > 0 && !b.is_null(0, 0)) below = b.str(0, 0);
     }
     db::Params cp;
     cp.add(d.job.rid).add(d.job.id).add(format_time(d.job.created_at));
@@ -500,8 +506,8 @@ std::optional<JobDetail> job_detail(db::Connection& c, std::string_view rid, con
     auto cr = c.exec(
         "SELECT * FROM ("
         "(SELECT " QUEUER_JOB_ROW_COLS
-        " FROM job WHERE id > $2::bigint AND options ->> 'parent_rid' = $1::text "
-        "ORDER BY id LIMIT 101) UNION ALL "
+        " FROM job WHERE id > $2::bigint AND ($4::bigint IS NULL OR id < $4::bigint) "
+        "AND options ->> 'parent_rid' = $1::text ORDER BY id LIMIT 101) UNION ALL "
         "(SELECT " QUEUER_JOB_ROW_COLS
         " FROM job_archive WHERE id > $2::bigint AND updated_at >= $3::timestamp "
         "AND ($4::bigint IS NULL OR id < $4::bigint) "

@@ -188,7 +188,8 @@ def seed(c):
         c.add("spawn")
     c.add("sleep", "[600000]")
     c.add("sleep", "[600000]")
-    c.add("echo", '[1, "later"]', '{"schedule":{"start":"2099-01-01T09:00:00Z","max_count":1}}')
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3 * 3600))
+    c.add("echo", '[1, "later"]', '{"schedule":{"start":"%s","max_count":1}}' % later)
     c.add("report.monthly", '["2026-11"]')
 
 
@@ -355,12 +356,27 @@ def main():
         # 5. The other pages.
         driver.get(url + "jobs")
         wait(lambda: css("table.jobs tbody tr"), 30, "the jobs page lists no jobs")
-        shot("jobs.png")
+        shot("jobs.png", 1000)
         driver.get(url + "archive")
         wait(lambda: css("table.jobs tbody tr"), 30, "the archive page lists no jobs")
-        shot("archive.png")
-        driver.get(url + "archive?status=FAILED")
-        wait(lambda: css("td.err"), 30, "the archive filtered on FAILED shows no error text")
+        shot("archive.png", 1000)
+        # A bulk retry from the page: it counts first, then queues the failed jobs again.
+        driver.get(url + "archive?status=FAILED&task=fail")
+        wait(lambda: len(css("td.err")) == 3, 30, "the archive filtered on FAILED does not show "
+             "the 3 failed jobs with their error")
+        css("button[data-bulk]")[0].click()
+        wait(lambda: driver.execute_script("return document.getElementById('dlg').open"), 30,
+             "'Retry matching' opened no dialog")
+        text = driver.find_element(By.ID, "dlg-text").text
+        if "3 jobs would be queued again" not in text:
+            raise Failure(f"the bulk retry dialog does not give the count: {text!r}")
+        driver.find_element(By.ID, "dlg-ok").click()
+        wait(lambda: "Queued again 3 jobs" in driver.find_element(By.ID, "toast").text, 30,
+             "the bulk retry did not report 'Queued again 3 jobs'")
+        wait(lambda: c.psql(f"SELECT (SELECT count(*) FROM {c.schema}.job WHERE task_name = 'fail')"
+                            f" + (SELECT count(*) FROM {c.schema}.job_archive WHERE task_name = "
+                            "'fail')").stdout.strip() == "6", 30,
+             "the bulk retry did not add 3 new 'fail' jobs")
         # A job with a parent and results: a spawned child.
         child = c.psql(f"SELECT rid FROM {c.schema}.job_archive WHERE options ->> 'parent_rid' "
                        "<> '' ORDER BY id LIMIT 1").stdout.strip()
@@ -368,11 +384,11 @@ def main():
             raise Failure("no spawned child job was archived (the spawn task did not run?)")
         driver.get(url + "job/" + child)
         wait(lambda: css("dl.facts a.rid"), 30, f"the detail page of child {child} shows no parent link")
-        shot("job.png")
+        shot("job.png", 1300)
         driver.get(url + "workers")
         wait(lambda: "web-demo-1" in driver.find_element(By.ID, "live").text, 30,
              "the workers page does not show the running queuerd (web-demo-1)")
-        shot("workers.png")
+        shot("workers.png", 800)
 
         # A phone: the overview must not scroll sideways.
         driver.set_window_size(390, 844)

@@ -305,13 +305,18 @@ struct Console::Impl {
             return html(req, 400, nav, title, channels, list_head(archive, q),
                         message_box("error", text));
         };
-        try {
-            if (!req.query_value("before").empty())
-                q.before = std::stoll(req.query_value("before"));
-            if (!req.query_value("limit").empty()) q.limit = std::stoi(req.query_value("limit"));
-        } catch (const std::exception&) {
+        auto whole = [](const std::string& v, int64_t& out) {
+            if (v.empty()) return true;
+            if (v.size() > 18 ||
+                !std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+                return false;
+            out = std::stoll(v);
+            return true;
+        };
+        int64_t limit = q.limit;
+        if (!whole(req.query_value("before"), q.before) || !whole(req.query_value("limit"), limit))
             return bad("before and limit must be whole numbers");
-        }
+        q.limit = static_cast<int>(std::min<int64_t>(limit, 1000000));
         if (q.before < 0) return bad("before must not be negative");
         if (q.limit < 10 || q.limit > 500) return bad("limit must be 10..500");
         admin::Filter f;
