@@ -345,6 +345,10 @@ int64_t delete_jobs(db::Connection& c, const Filter& f, bool dry_run, bool all) 
 
 namespace {
 
+// How long after a FAILED or CANCELLED job ended its task may still add children that the
+// detail page looks for (see job_detail).
+constexpr auto kChildrenMargin = std::chrono::minutes(10);
+
 // The columns read_row() reads, in order.
 #define QUEUER_JOB_ROW_COLS                                                                \
     "id, rid, task_name, status, COALESCE(worker_rid::text, ''), created_at, updated_at, " \
@@ -478,15 +482,18 @@ std::optional<JobDetail> job_detail(db::Connection& c, std::string_view rid, con
     // after this job was created (the updated_at index). A job that SUCCEEDED added its children
     // before its task returned, so before it ended: every child's id is below that of any job
     // created after it ended, and one such job (from an index) bounds the scan. A job that
-    // failed or was cancelled may have a task still running and adding children: no bound.
+    // FAILED or was CANCELLED may have had a task that ran on after a timeout or a cancel: the
+    // bound is taken kChildrenMargin later (children added after that are not looked for; the
+    // page says so).
     std::string below;
-    if (d.archived && d.job.status == "SUCCEEDED") {
+    if (d.archived) {
+        TimePoint after = d.job.updated_at;
+        if (d.job.status != "SUCCEEDED") {
+            after += kChildrenMargin;
+            d.children_until = after;
+        }
         db::Params bp;
-        bp.add(format_time(d.job.updated_at));
-        // Any such job will do; the lowest id found bounds best: the first one created after
-        // it among the live jobs (their created_at index), and among the jobs that ended within
-        // a minute after it (the archive's updated_at index; the window and the ORDER BY keep
-        // the planner off a sequential scan that would start at the table's oldest rows).
+        bp.add(format_time(after));
         auto b = c.exec(
             "SELECT min(id) FROM ("
             "(SELECT id FROM job WHERE created_at > $1::timestamp ORDER BY created_at LIMIT 1) "

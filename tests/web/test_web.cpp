@@ -444,11 +444,15 @@ TEST_F(Web, JobDetailShowsParametersOptionsTimelineParentAndChildren) {
     auto dp = get(c, "/job/" + done_parent);
     EXPECT_NE(dp.body.find("/job/" + done_child), std::string::npos) << dp.body;
     EXPECT_EQ(dp.body.find("/job/" + impossible), std::string::npos);
-    // A FAILED parent's task may still be running: no bound, every child is found.
+    EXPECT_EQ(dp.body.find("are not looked for"), std::string::npos);
+    // A FAILED parent's task may have run on after a timeout: the bound comes ten minutes
+    // after its end, and the page says so.
     sql("UPDATE job_archive SET status = 'FAILED' WHERE rid = '" + done_parent + "'");
     dp = get(c, "/job/" + done_parent);
     EXPECT_NE(dp.body.find("/job/" + done_child), std::string::npos);
     EXPECT_NE(dp.body.find("/job/" + impossible), std::string::npos);
+    EXPECT_NE(dp.body.find("ten minutes after this job ended) are not looked for"),
+              std::string::npos);
 
     EXPECT_EQ(get(c, "/job/00000000-0000-4000-8000-000000000000").status, 404);
     EXPECT_EQ(get(c, "/job/not-a-rid").status, 400);

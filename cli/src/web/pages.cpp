@@ -594,6 +594,9 @@ std::string detail_live(const Site& site, const admin::JobDetail& d, TimePoint n
         out += "</tbody></table></div>";
         if (d.more_children) out += "<p class=\"dim small\">The first 100 are shown.</p>";
     }
+    if (d.children_until)
+        out += "<p class=\"dim small\">Jobs added after " + esc(utc(*d.children_until)) +
+               " UTC (ten minutes after this job ended) are not looked for.</p>";
     out += "</section>";
     return out;
 }

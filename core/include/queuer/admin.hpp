@@ -151,11 +151,15 @@ struct JobDetail {
     std::optional<JobRow> parent;  // that job, when it still exists (live or archived)
     std::vector<JobRow> children;  // jobs whose options.parent_rid is this job, oldest first
     bool more_children = false;    // more than 100
-    std::string queried_at;        // the database's clock when read
+    // For a FAILED or CANCELLED job: children added after this time (its end + 10 minutes: a
+    // task that ran on after a timeout or a cancel) were not looked for.
+    std::optional<TimePoint> children_until;
+    std::string queried_at;  // the database's clock when read
 };
 // nullopt when no job has that rid. `cipher` may be null (sealed values stay sealed). Children
 // are looked up after the parent's id (a child is always added after its parent) and, in the
-// archive, ended after the parent was created, so both tables are read through an index.
+// archive, ended after the parent was created; for an archived parent, below the id of a job
+// created after the parent ended (see children_until), so that the scan is bounded.
 std::optional<JobDetail> job_detail(db::Connection& c, std::string_view rid, const Cipher* cipher);
 
 // Ended jobs per minute (of updated_at), task and status, from the start of the minute that
