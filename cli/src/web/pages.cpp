@@ -613,7 +613,10 @@ std::string workers_live(const Site& site, const admin::MasterInfo& m,
             "<p><a href=\"#w-{}\">{}</a> <code class=\"dim\">{}</code> \u00b7 renewed "
             "{} ago{}</p>",
             esc(m.worker_rid), esc(m.worker_name.empty() ? "(worker row gone)" : m.worker_name),
-            esc(m.worker_rid), age_span(m.renewed_seconds_ago, queuer::now()),
+            esc(m.worker_rid),
+            age_span(m.renewed_seconds_ago,
+                     queuer::now() - std::chrono::duration_cast<std::chrono::microseconds>(
+                                         std::chrono::duration<double>(m.renewed_seconds_ago))),
             m.expired ? " \u00b7 <span class=\"st st-failed\">EXPIRED</span> (not renewed within "
                         "master_lock_timeout)"
                       : "");
