@@ -193,6 +193,70 @@ class Web : public ::testing::Test {
     std::vector<std::unique_ptr<Console>> consoles_;
 };
 
+// Reads a server-sent event stream on its own thread until told to stop.
+class EventReader {
+  public:
+    explicit EventReader(int port) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(port));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+            throw std::runtime_error("cannot connect to the console");
+        std::string req = "GET /events HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+                          "\r\nAccept: text/event-stream\r\n\r\n";
+        if (::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) < 0)
+            throw std::runtime_error("cannot send");
+        thread_ = std::thread([this] {
+            char buf[65536];
+            while (!stop_) {
+                pollfd p{fd_, POLLIN, 0};
+                if (::poll(&p, 1, 100) <= 0) continue;
+                ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+                if (n <= 0) break;
+                std::lock_guard g(mu_);
+                raw_.append(buf, static_cast<size_t>(n));
+            }
+        });
+    }
+    ~EventReader() {
+        stop_ = true;
+        thread_.join();
+        ::close(fd_);
+    }
+    std::string raw() {
+        std::lock_guard g(mu_);
+        return raw_;
+    }
+    // The data of every event of this name so far.
+    std::vector<std::string> events(const std::string& name) {
+        std::vector<std::string> out;
+        std::string text = raw();
+        std::regex re("event: " + name + "\n(?:[0-9a-fA-F]+\r\n)?data: ([^\n]*)\n");
+        for (auto it = std::sregex_iterator(text.begin(), text.end(), re);
+             it != std::sregex_iterator(); ++it)
+            out.push_back((*it)[1].str());
+        return out;
+    }
+    template <class Pred>
+    bool wait(Pred pred, std::chrono::seconds timeout) {
+        auto end = std::chrono::steady_clock::now() + timeout;
+        while (std::chrono::steady_clock::now() < end) {
+            if (pred()) return true;
+            std::this_thread::sleep_for(50ms);
+        }
+        return pred();
+    }
+
+  private:
+    int fd_ = -1;
+    std::thread thread_;
+    std::atomic<bool> stop_{false};
+    std::mutex mu_;
+    std::string raw_;
+};
+
 // ---- start, token, secrets ----
 
 TEST_F(Web, StartLineCarriesAGeneratedTokenAndNothingElseDoes) {
@@ -218,11 +282,16 @@ TEST_F(Web, StartLineCarriesAGeneratedTokenAndNothingElseDoes) {
     EXPECT_NE(log.find("refused POST"), std::string::npos) << log;
 }
 
-TEST_F(Web, TokenFromTheEnvironmentIsNeverPrinted) {
+TEST_F(Web, TokenFromTheEnvironmentIsNeverPrintedAndSigtermStopsCleanly) {
     auto& c = start();
     EXPECT_EQ(c.token, kToken);
     EXPECT_EQ(c.log().find(kToken), std::string::npos) << c.log();
     EXPECT_NE(c.log().find("QUEUERD_WEB_TOKEN"), std::string::npos) << c.log();
+    EventReader open_page(c.port);  // a live page does not hold the stop up
+    ASSERT_TRUE(open_page.wait([&] { return !open_page.events("db").empty(); }, 30s));
+    c.proc->signal(SIGTERM);
+    EXPECT_EQ(c.proc->wait(30s), 0) << c.log();
+    EXPECT_NE(c.log().find("stopping (SIGTERM)"), std::string::npos) << c.log();
 }
 
 TEST_F(Web, BadStartsExitTwoWithOneClearLine) {
@@ -706,70 +775,6 @@ TEST_F(Web, AssetsAreCompiledInWithTypesAndValidators) {
 }
 
 // ---- live updates ----
-
-// Reads a server-sent event stream on its own thread until told to stop.
-class EventReader {
-  public:
-    explicit EventReader(int port) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(static_cast<uint16_t>(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-            throw std::runtime_error("cannot connect to the console");
-        std::string req = "GET /events HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                          "\r\nAccept: text/event-stream\r\n\r\n";
-        if (::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) < 0)
-            throw std::runtime_error("cannot send");
-        thread_ = std::thread([this] {
-            char buf[65536];
-            while (!stop_) {
-                pollfd p{fd_, POLLIN, 0};
-                if (::poll(&p, 1, 100) <= 0) continue;
-                ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-                if (n <= 0) break;
-                std::lock_guard g(mu_);
-                raw_.append(buf, static_cast<size_t>(n));
-            }
-        });
-    }
-    ~EventReader() {
-        stop_ = true;
-        thread_.join();
-        ::close(fd_);
-    }
-    std::string raw() {
-        std::lock_guard g(mu_);
-        return raw_;
-    }
-    // The data of every event of this name so far.
-    std::vector<std::string> events(const std::string& name) {
-        std::vector<std::string> out;
-        std::string text = raw();
-        std::regex re("event: " + name + "\n(?:[0-9a-fA-F]+\r\n)?data: ([^\n]*)\n");
-        for (auto it = std::sregex_iterator(text.begin(), text.end(), re);
-             it != std::sregex_iterator(); ++it)
-            out.push_back((*it)[1].str());
-        return out;
-    }
-    template <class Pred>
-    bool wait(Pred pred, std::chrono::seconds timeout) {
-        auto end = std::chrono::steady_clock::now() + timeout;
-        while (std::chrono::steady_clock::now() < end) {
-            if (pred()) return true;
-            std::this_thread::sleep_for(50ms);
-        }
-        return pred();
-    }
-
-  private:
-    int fd_ = -1;
-    std::thread thread_;
-    std::atomic<bool> stop_{false};
-    std::mutex mu_;
-    std::string raw_;
-};
 
 TEST_F(Web, EventsTellPagesWhatChangedAndCoalesceBursts) {
     auto& c = start();
