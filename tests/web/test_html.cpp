@@ -23,8 +23,7 @@ TEST(WebHtml, UrlEncodingKeepsOnlyUnreservedCharacters) {
 }
 
 TEST(WebHtml, JsonStringsAreSafeInsideHtml) {
-    EXPECT_EQ(json_str("</script>\"\\\n\x01&"),
-              R"("\u003c/script\u003e\"\\\n\u0001\u0026")");
+    EXPECT_EQ(json_str("</script>\"\\\n\x01&"), R"("\u003c/script\u003e\"\\\n\u0001\u0026")");
 }
 
 TEST(WebHtml, NumbersAndAges) {
