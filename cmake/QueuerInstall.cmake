@@ -56,7 +56,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/cli/completion/queuerctl.bash
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/configuration.md
   ${PROJECT_SOURCE_DIR}/docs/deploy.md ${PROJECT_SOURCE_DIR}/docs/cluster.md
   ${PROJECT_SOURCE_DIR}/docs/queuerctl.md ${PROJECT_SOURCE_DIR}/docs/plugin-guide.md
-  ${PROJECT_SOURCE_DIR}/docs/compatibility.md
+  ${PROJECT_SOURCE_DIR}/docs/compatibility.md ${PROJECT_SOURCE_DIR}/docs/web.md
   DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 # Man pages: Markdown through pandoc (docs/man/README.md). Each page is its own header and

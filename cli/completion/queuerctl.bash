@@ -11,7 +11,7 @@ _queuerctl() {
     # Accepted anywhere on the line; -V/--version only before the verb.
     local globals="--json --config -v --verbose -h --help"
     local top_only="-V --version"
-    local verbs="migrate version add get list wait cancel stop retry delete status stats"
+    local verbs="migrate version add get list wait cancel stop retry delete status stats web"
     local -A nouns=(
         [add]="job jobs"
         [get]="job jobArchive worker"
@@ -47,10 +47,11 @@ _queuerctl() {
         ["retry jobs"]="$bulk --error"
         ["delete job"]="-r --rid"
         ["delete jobs"]="$bulk --error --all"
+        [web]="--listen --read-only"
     )
     # Flags followed by a value.
     local with_value=" --config --task --params --keyed --options -f --file -r --rid --status
-        --search -i --lastId -l --limit --timeout --since --until --error --compat "
+        --search -i --lastId -l --limit --timeout --since --until --error --compat --listen "
     local live="QUEUED SCHEDULED RUNNING" ended="SUCCEEDED FAILED CANCELLED"
 
     # The verb and noun typed so far, skipping flags and their values.

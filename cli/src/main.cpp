@@ -25,9 +25,11 @@
 #include "queuer/app_config.hpp"
 #include "queuer/client.hpp"
 #include "queuer/error.hpp"
+#include "queuer/http.hpp"
 #include "queuer/json.hpp"
 #include "queuer/model.hpp"
 #include "queuer/schema.hpp"
+#include "web/console.hpp"
 
 #ifndef QUEUER_VERSION
 #define QUEUER_VERSION "0.0.0"
@@ -103,6 +105,9 @@ struct Args {
     bool dry_run = false;
     bool all = false;
     std::string compat;  // migrate --compat python|go
+    // web
+    std::string listen = "127.0.0.1:8080";
+    bool read_only = false;
 };
 
 class Ctl {
@@ -799,6 +804,35 @@ int cmd_delete_job(Ctl& ctl, const Args& a) {
     return kExitOk;
 }
 
+// ---- the web console ----
+
+int cmd_web(Ctl& ctl, const Args& a) {
+    queuerctl::web::Options o;
+    o.listen = a.listen;
+    o.read_only = a.read_only;
+    try {
+        queuer::http::split_host_port(a.listen, "--listen");
+    } catch (const Error& e) {
+        usage(e.what(), "e.g. --listen 127.0.0.1:8080, --listen [::1]:8080 or --listen :8080");
+    }
+    const auto& cfg = ctl.config();
+    ctl.verbose(
+        fmt::format("database {}{}", cfg.database.describe(),
+                    cfg.source.empty() ? " (from the environment)" : " (from " + cfg.source + ")"));
+    if (!cfg.encryption_key.empty())
+        ctl.verbose("encrypted values are shown decrypted (key from " + cfg.encryption_key_source +
+                    ")");
+    try {
+        return queuerctl::web::serve(cfg, o, QUEUER_VERSION);
+    } catch (const Error& e) {
+        if (std::string_view(e.what()).rfind("--listen", 0) == 0)
+            throw Exit{kExitUsage, e.what(), "choose another --listen address or port"};
+        if (std::string_view(e.what()).rfind("QUEUERD_WEB_TOKEN", 0) == 0)
+            throw Exit{kExitUsage, e.what(), "or unset it to have a token generated"};
+        throw;
+    }
+}
+
 // ---- errors from the library ----
 
 Exit classify(const Error& e, const Globals& g) {
@@ -863,10 +897,12 @@ const char* kRootFooter = R"(Examples:
   queuerctl stats --since 24h
   queuerctl list jobArchive --status FAILED --since 1h --error timeout
   queuerctl retry jobs --status FAILED --since 1h --dry-run
+  queuerctl web --listen 127.0.0.1:8080
 
 Database settings come from QUEUER_DB_HOST, QUEUER_DB_PORT, QUEUER_DB_DATABASE,
 QUEUER_DB_USERNAME, QUEUER_DB_PASSWORD, QUEUER_DB_SCHEMA (or --config FILE, which they
-override); QUEUER_ENCRYPTION_KEY reads encrypted jobs.
+override); QUEUER_ENCRYPTION_KEY reads encrypted jobs; QUEUERD_WEB_TOKEN is the token of
+queuerctl web.
 Exit codes: 0 ok, 1 failed (e.g. not found; add job --strict for a task no live worker
 offers), 2 usage error, database unreachable or schema missing, 3 waited job FAILED/CANCELLED,
 4 wait timed out.)";
@@ -1109,6 +1145,20 @@ int run(int argc, char** argv) {
                        [&](Ctl& c) { return cmd_stats(c, a); });
     stats->add_option("--since", a.since, "Count ended jobs over this duration (default 1h)")
         ->type_name("DURATION");
+
+    auto* web = leaf(&app, "web",
+                     "Serve the web console for the whole cluster (overview, jobs, archive, "
+                     "workers; cancel, retry, stop) until interrupted",
+                     "  queuerctl web\n"
+                     "  queuerctl web --listen 127.0.0.1:9000 --read-only\n"
+                     "  QUEUERD_WEB_TOKEN=$(cat /run/secrets/web-token) queuerctl web\n",
+                     [&](Ctl& c) { return cmd_web(c, a); });
+    web->add_option("--listen", a.listen,
+                    "Address to serve on: HOST:PORT, [IPv6]:PORT or :PORT for all interfaces "
+                    "(default 127.0.0.1:8080)")
+        ->type_name("ADDR");
+    web->add_flag("--read-only", a.read_only,
+                  "Show no actions and refuse every change (no token needed)");
 
     try {
         app.parse(argc, argv);

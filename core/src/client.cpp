@@ -240,7 +240,7 @@ bool looks_like_pgcrypto(std::string_view bytes) {
 
 }  // namespace
 
-Job Client::row_to_job(const db::Result& r, int i, Unreadable mode) const {
+Job detail::job_from_row(const db::Result& r, int i, SealedColumns* sealed) {
     Job j;
     j.id = r.i64(i, 0);
     j.rid = r.str(i, 1);
@@ -272,9 +272,23 @@ Job Client::row_to_job(const db::Result& r, int i, Unreadable mode) const {
     j.error = r.str(i, 14);
     j.created_at = parse_time(r.get(i, 15), "created_at");
     j.updated_at = parse_time(r.get(i, 16), "updated_at");
-    auto sealed = [&](int col, const char* name) -> std::optional<std::string> {
-        if (r.is_null(i, col) || r.get(i, col).size() <= 2) return std::nullopt;
-        auto bytes = bytea_from_text(r.get(i, col));
+    if (sealed) {
+        auto bytes = [&](int col) {
+            if (r.is_null(i, col) || r.get(i, col).size() <= 2) return std::string();
+            return bytea_from_text(r.get(i, col));
+        };
+        sealed->parameters = bytes(17);
+        sealed->parameters_keyed = bytes(18);
+        sealed->results = bytes(19);
+    }
+    return j;
+}
+
+Job Client::row_to_job(const db::Result& r, int i, Unreadable mode) const {
+    detail::SealedColumns s;
+    Job j = detail::job_from_row(r, i, &s);
+    auto sealed = [&](const std::string& bytes, const char* name) -> std::optional<std::string> {
+        if (bytes.empty()) return std::nullopt;
         if (cipher_) {
             try {
                 return cipher_->open(bytes, fmt::format("job {}", j.rid));
@@ -303,16 +317,16 @@ Job Client::row_to_job(const db::Result& r, int i, Unreadable mode) const {
         if (j.unreadable_reason.empty()) j.unreadable_reason = why;
         return std::nullopt;
     };
-    auto apply = [&](int col, const char* name, std::string& target, const char* empty) {
-        bool had = !r.is_null(i, col) && r.get(i, col).size() > 2;
-        if (auto p = sealed(col, name))
+    auto apply = [&](const std::string& bytes, const char* name, std::string& target,
+                     const char* empty) {
+        if (auto p = sealed(bytes, name))
             target = *p;
-        else if (had)
+        else if (!bytes.empty())
             target = empty;  // unreadable: never the plaintext column's default in its place
     };
-    apply(17, "parameters", j.parameters, "");
-    apply(18, "parameters_keyed", j.parameters_keyed, "");
-    apply(19, "results", j.results, "");
+    apply(s.parameters, "parameters", j.parameters, "");
+    apply(s.parameters_keyed, "parameters_keyed", j.parameters_keyed, "");
+    apply(s.results, "results", j.results, "");
     if (j.unreadable.size() > 1) {
         std::string cols;
         for (const auto& u : j.unreadable) cols += (cols.empty() ? "" : ", ") + u;

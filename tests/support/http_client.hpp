@@ -26,11 +26,11 @@ struct HttpReply {
     std::string body;
 };
 
-// Sends `request_head` (the request line and headers, without the final blank line) and reads
-// until the server closes or `timeout`; `max_bytes` stops early (for streams).
+// Sends `request_head` (the request line and headers, without the final blank line) and
+// `request_body`, and reads until the server closes or `timeout`; `max_bytes` stops early.
 inline HttpReply http_raw(int port, const std::string& request_head,
                           std::chrono::milliseconds timeout = std::chrono::seconds(10),
-                          size_t max_bytes = 64u << 20) {
+                          size_t max_bytes = 64u << 20, const std::string& request_body = {}) {
     HttpReply r;
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return r;
@@ -42,7 +42,7 @@ inline HttpReply http_raw(int port, const std::string& request_head,
         ::close(fd);
         return r;
     }
-    std::string req = request_head + "\r\n\r\n";
+    std::string req = request_head + "\r\n\r\n" + request_body;
     if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
         ::close(fd);
         return r;

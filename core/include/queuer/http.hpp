@@ -86,6 +86,8 @@ struct Options {
     size_t max_body = 1u << 20;   // larger request bodies get 413
     std::chrono::seconds idle_timeout{60};
     std::string server_name = "queuer";  // the Server header
+    // What `listen` is called in error messages (the configuration key or the flag).
+    std::string listen_name = "http.listen";
 };
 
 class Server {

@@ -413,7 +413,7 @@ void Server::route(std::string method, std::string path, Handler handler) {
 void Server::start() {
     if (impl_->daemon) return;
     const std::string& listen = impl_->opts.listen;
-    auto [host, port] = split_host_port(listen, "http.listen");
+    auto [host, port] = split_host_port(listen, impl_->opts.listen_name);
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -422,8 +422,9 @@ void Server::start() {
     std::string port_s = std::to_string(port);
     int gai = getaddrinfo(host.empty() ? nullptr : host.c_str(), port_s.c_str(), &hints, &res);
     if (gai != 0 || !res)
-        throw Error(ErrorKind::Config, fmt::format("http.listen \"{}\": cannot resolve \"{}\": {}",
-                                                   listen, host, gai_strerror(gai)));
+        throw Error(ErrorKind::Config,
+                    fmt::format("{} \"{}\": cannot resolve \"{}\": {}", impl_->opts.listen_name,
+                                listen, host, gai_strerror(gai)));
     std::string last_error;
     int fd = -1;
     bool v6 = false;
@@ -446,7 +447,8 @@ void Server::start() {
     freeaddrinfo(res);
     if (fd < 0)
         throw Error(ErrorKind::Connection,
-                    fmt::format("http.listen \"{}\": cannot listen: {}", listen, last_error));
+                    fmt::format("{} \"{}\": cannot listen: {}", impl_->opts.listen_name, listen,
+                                last_error));
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
@@ -466,8 +468,8 @@ void Server::start() {
         MHD_OPTION_NOTIFY_COMPLETED, &Impl::completed_cb, nullptr, MHD_OPTION_END);
     if (!impl_->daemon) {
         ::close(fd);
-        throw Error(ErrorKind::Connection,
-                    fmt::format("http.listen \"{}\": the HTTP server did not start", listen));
+        throw Error(ErrorKind::Connection, fmt::format("{} \"{}\": the HTTP server did not start",
+                                                       impl_->opts.listen_name, listen));
     }
     impl_->fd = fd;
 }
