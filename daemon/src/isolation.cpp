@@ -92,47 +92,123 @@ class Channel {
         return true;
     }
 
-    // Blocks for one whole frame; nullopt on EOF, error or a malformed frame.
+    // Blocks for one whole frame; nullopt on EOF, error or a malformed frame. Reads are
+    // buffered: one read() usually brings a whole frame, often several.
     std::optional<Message> recv() {
-        uint32_t total = 0;
-        if (!read_full(&total, 4) || total < 1 || total > kMaxFrame) return std::nullopt;
-        std::string buf(total, '\0');
-        if (!read_full(buf.data(), total)) return std::nullopt;
-        Message m;
-        m.type = static_cast<uint8_t>(buf[0]);
-        size_t pos = 1;
-        while (pos < buf.size()) {
-            if (buf.size() - pos < 4) return std::nullopt;
-            uint32_t n = 0;
-            std::memcpy(&n, buf.data() + pos, 4);
-            pos += 4;
-            if (buf.size() - pos < n) return std::nullopt;
-            m.fields.emplace_back(buf, pos, n);
-            pos += n;
+        for (;;) {
+            Message m;
+            switch (parse(m)) {
+                case Got::Frame:
+                    return m;
+                case Got::Bad:
+                    return std::nullopt;
+                case Got::Need:
+                    break;
+            }
+            int r = fill();
+            if (r == 0 || r == kError) return std::nullopt;
+            // kTimeout (a receive timeout is set on the socket): keep waiting.
         }
-        return m;
+    }
+
+    // One frame if it arrives within the socket's receive timeout (SO_RCVTIMEO); `closed` on EOF,
+    // error or a malformed frame. The parent waits for its child this way: one read() per wake-up,
+    // and a chance to look at cancellation and the deadline every timeout.
+    struct Received {
+        std::optional<Message> msg;
+        bool closed = false;
+    };
+    Received recv_for() {
+        for (;;) {
+            Message m;
+            switch (parse(m)) {
+                case Got::Frame:
+                    return {std::move(m), false};
+                case Got::Bad:
+                    return {std::nullopt, true};
+                case Got::Need:
+                    break;
+            }
+            int r = fill();
+            if (r == 0 || r == kError) return {std::nullopt, true};
+            if (r == kTimeout) return {};
+        }
     }
 
     // True when a frame (or EOF) is waiting, within `timeout`.
     bool readable(std::chrono::milliseconds timeout) {
+        if (in_.size() > pos_ && complete()) return true;
         pollfd p{fd_, POLLIN, 0};
         int rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
         return rc > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
     }
 
-  private:
-    bool read_full(void* dst, size_t n) {
-        char* p = static_cast<char*>(dst);
-        while (n > 0) {
-            ssize_t r = ::read(fd_, p, n);
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) return false;
-            p += r;
-            n -= static_cast<size_t>(r);
-        }
-        return true;
+    // A receive timeout, so that recv_for() returns when nothing arrives.
+    void set_receive_timeout(std::chrono::milliseconds t) {
+        timeval tv{};
+        tv.tv_sec = static_cast<time_t>(t.count() / 1000);
+        tv.tv_usec = static_cast<suseconds_t>((t.count() % 1000) * 1000);
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     }
 
+  private:
+    enum class Got { Frame, Need, Bad };
+    static constexpr int kError = -1, kTimeout = -2;
+
+    // Whether the buffer holds a whole frame (its length says how long it is).
+    bool complete() const {
+        if (in_.size() - pos_ < 4) return false;
+        uint32_t total = 0;
+        std::memcpy(&total, in_.data() + pos_, 4);
+        return total < 1 || total > kMaxFrame || in_.size() - pos_ - 4 >= total;
+    }
+
+    Got parse(Message& m) {
+        if (in_.size() - pos_ < 4) return Got::Need;
+        uint32_t total = 0;
+        std::memcpy(&total, in_.data() + pos_, 4);
+        if (total < 1 || total > kMaxFrame) return Got::Bad;
+        if (in_.size() - pos_ - 4 < total) return Got::Need;
+        const char* b = in_.data() + pos_ + 4;
+        m.type = static_cast<uint8_t>(b[0]);
+        size_t at = 1;
+        while (at < total) {
+            if (total - at < 4) return Got::Bad;
+            uint32_t n = 0;
+            std::memcpy(&n, b + at, 4);
+            at += 4;
+            if (total - at < n) return Got::Bad;
+            m.fields.emplace_back(b + at, n);
+            at += n;
+        }
+        pos_ += 4 + total;
+        if (pos_ == in_.size()) {
+            in_.clear();
+            pos_ = 0;
+        }
+        return Got::Frame;
+    }
+
+    // Appends what the socket has (blocking for at least one byte, or until the receive
+    // timeout). Returns bytes read, 0 at EOF, kError or kTimeout.
+    int fill() {
+        if (pos_ > 0 && pos_ * 2 >= in_.size()) {
+            in_.erase(0, pos_);
+            pos_ = 0;
+        }
+        char buf[64 * 1024];
+        for (;;) {
+            ssize_t r = ::read(fd_, buf, sizeof buf);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return kTimeout;
+            if (r < 0) return kError;
+            in_.append(buf, static_cast<size_t>(r));
+            return static_cast<int>(r);
+        }
+    }
+
+    std::string in_;  // received, not yet parsed from pos_
+    size_t pos_ = 0;
     int fd_;
     std::mutex send_mu_;
 };
@@ -329,6 +405,7 @@ struct ProcessPool::State {
         child->pid = s.pid;
         child->fd = s.fd;
         child->channel = std::make_unique<Channel>(s.fd);
+        child->channel->set_receive_timeout(10ms);
         {
             std::lock_guard lock(mu);
             ++live;
@@ -427,13 +504,15 @@ struct ProcessPool::State {
         std::string reason;
         Clock::time_point kill_at{};
         while (true) {
-            if (ch.readable(10ms)) {
-                auto m = ch.recv();
-                if (!m) {
-                    // EOF: the child died (or broke the protocol); say how and replace it.
-                    int status = destroy(std::move(child), 1000ms);
-                    return queuer::TaskResult::failure(describe_status(status));
-                }
+            // Waits up to 10 ms (the socket's receive timeout) for the child's next frame, then
+            // looks at cancellation and the deadline.
+            auto got = ch.recv_for();
+            if (got.closed) {
+                // EOF: the child died (or broke the protocol); say how and replace it.
+                int status = destroy(std::move(child), 1000ms);
+                return queuer::TaskResult::failure(describe_status(status));
+            }
+            if (auto& m = got.msg) {
                 switch (m->type) {
                     case kDone: {
                         bool ok = field(*m, 0) == "1";
