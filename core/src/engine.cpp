@@ -244,7 +244,7 @@ void Queuer::Engine::loop_start() {
         "uv_timer_start");
     uv_check(
         uv_timer_start(
-            &tick_timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->tick(); }, 250, 250),
+            &tick_timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->tick(); }, 1000, 1000),
         "uv_timer_start");
     if (claim_jobs_) {
         uv_check(uv_timer_start(
