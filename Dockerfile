@@ -6,7 +6,7 @@
 FROM debian:12-slim AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       cmake ninja-build g++ pkg-config dpkg-dev file libpq-dev libuv1-dev libyaml-cpp-dev \
-      rapidjson-dev libsodium-dev libfmt-dev libcli11-dev libspdlog-dev libsystemd-dev \
+      rapidjson-dev libsodium-dev libfmt-dev libcli11-dev libspdlog-dev \
       libhowardhinnant-date-dev libmicrohttpd-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

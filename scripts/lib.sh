@@ -3,7 +3,7 @@
 
 QUEUER_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUEUER_PACKAGES=(cmake ninja-build g++ pkg-config libpq-dev libuv1-dev libyaml-cpp-dev rapidjson-dev
-  libsodium-dev libfmt-dev libgtest-dev libgmock-dev libcli11-dev libspdlog-dev libsystemd-dev
+  libsodium-dev libfmt-dev libgtest-dev libgmock-dev libcli11-dev libspdlog-dev
   libhowardhinnant-date-dev libmicrohttpd-dev postgresql-15 postgresql-client-15 postgresql-contrib)
 # Only for scripts/test: the web console's browser test (tests/web/browser_test.py) drives
 # Debian's headless Chromium through chromedriver (about 90 MB to download, 300 MB installed).

@@ -1,11 +1,11 @@
 // queuerd: loads the configuration and the plugins, registers the worker, and runs until SIGTERM
 // or SIGINT (graceful drain), a stop request from queuerctl, or a fatal error. SIGHUP re-reads
-// the configuration and applies what can change live. Talks to systemd with sd_notify.
+// the configuration and applies what can change live. Talks to systemd with the sd_notify
+// protocol (systemd.hpp).
 #include "daemon.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
 #include <uv.h>
 #include <CLI/CLI.hpp>
 
@@ -36,6 +36,7 @@
 #include "queuer/queuer.hpp"
 #include "queuer/schema.hpp"
 #include "startup.hpp"
+#include "systemd.hpp"
 
 namespace queuerd {
 
@@ -135,7 +136,7 @@ struct Daemon {
         if (ops) ops->set_stopping();
         spdlog::info("{}: stopping (grace {} ms, {} jobs running)", why, grace.count(),
                      worker->running_jobs());
-        sd_notify(0, "STOPPING=1\nSTATUS=stopping: draining running jobs");
+        systemd::notify("STOPPING=1\nSTATUS=stopping: draining running jobs");
         stopper = std::thread([this, grace] {
             worker->stop(grace);
             uv_async_send(&stop_done);
@@ -216,7 +217,7 @@ struct Daemon {
     // Every few seconds: the watchdog (only while the engine loop turns) and the STATUS line.
     void tick() {
         if (watchdog_usec && worker->loop_healthy(std::chrono::milliseconds(watchdog_usec / 2000)))
-            sd_notify(0, "WATCHDOG=1");
+            systemd::notify("WATCHDOG=1");
         if (stopping) return;
         int64_t q = ops->queued_total();  // cached; refreshed on the depth thread
         std::string status =
@@ -224,7 +225,7 @@ struct Daemon {
                                 worker->running_jobs(), worker->max_concurrency())
                   : fmt::format("STATUS=running {}/{} jobs, {} queued", worker->running_jobs(),
                                 worker->max_concurrency(), q);
-        sd_notify(0, status.c_str());
+        systemd::notify(status);
     }
 };
 
@@ -290,7 +291,7 @@ std::unique_ptr<queuer::Queuer> connect_worker(const queuer::AppConfig& cfg, Ops
                 last_log = now;
             }
             ops.set_phase("waiting for the database");
-            sd_notify(0, "STATUS=waiting for the database");
+            systemd::notify("STATUS=waiting for the database");
         }
         for (auto waited = 0ms; waited < delay; waited += 100ms) {
             if (g_early_stop) return nullptr;
@@ -399,7 +400,7 @@ int run(const std::string& config_path, bool allow_insecure) {
 
     d.worker->start();
     d.ops->attach(d.worker.get());
-    sd_watchdog_enabled(0, &d.watchdog_usec);
+    d.watchdog_usec = systemd::watchdog_usec();
     uv_timer_init(d.loop, &d.status_timer);
     d.status_timer.data = &d;
     uint64_t every = 5000;
@@ -407,7 +408,7 @@ int run(const std::string& config_path, bool allow_insecure) {
         every = std::max<uint64_t>(500, std::min<uint64_t>(every, d.watchdog_usec / 3000));
     uv_timer_start(
         &d.status_timer, [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->tick(); }, 0, every);
-    sd_notify(0, "READY=1\nSTATUS=running");
+    systemd::notify("READY=1\nSTATUS=running");
     spdlog::info("ready: worker {} listening", d.worker->worker().rid);
 
     uv_run(d.loop, UV_RUN_DEFAULT);
@@ -576,11 +577,11 @@ int daemon_main(int argc, char** argv) {
             spdlog::critical("{}", e.message);
         else
             std::cerr << "queuerd: " << e.message << "\n";
-        sd_notifyf(0, "STATUS=failed: %s", e.message.c_str());
+        systemd::notify("STATUS=failed: " + e.message);
         return e.code;
     } catch (const std::exception& e) {
         std::cerr << "queuerd: " << e.what() << "\n";
-        sd_notifyf(0, "STATUS=failed: %s", e.what());
+        systemd::notify(std::string("STATUS=failed: ") + e.what());
         return kExitInvalid;
     }
 }

@@ -8,8 +8,6 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
-#include <systemd/sd-journal.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -19,6 +17,7 @@
 
 #include "queuer/json.hpp"
 #include "queuer/log.hpp"
+#include "systemd.hpp"
 
 namespace queuerd {
 
@@ -107,7 +106,7 @@ class Sink : public spdlog::sinks::base_sink<std::mutex> {
   public:
     explicit Sink(queuer::LogFormat format)
         : format_(format), prefix_(std::getenv("JOURNAL_STREAM") != nullptr) {
-        // sd_journal_send drops lines silently when journald is not there: look first.
+        // Say so at start when journald is not there (not only at the first line).
         struct stat st;
         if (format_ == queuer::LogFormat::Journal &&
             ::stat("/run/systemd/journal/socket", &st) != 0) {
@@ -186,17 +185,15 @@ class Sink : public spdlog::sinks::base_sink<std::mutex> {
     bool journal(const spdlog::details::log_msg& m, std::string_view msg,
                  const queuer::log::Fields* f, const std::string& wrid) {
         if (!journal_ok_) return false;
-        std::vector<std::string> fields;
-        fields.push_back("MESSAGE=" + std::string(msg));
-        fields.push_back(fmt::format("PRIORITY={}", syslog_priority(m.level)));
-        fields.push_back("SYSLOG_IDENTIFIER=queuerd");
-        fields.push_back(fmt::format("QUEUERD_LEVEL={}", level_name(m.level)));
-        if (f && !f->job_rid.empty()) fields.push_back("JOB_RID=" + std::string(f->job_rid));
-        if (f && !f->task.empty()) fields.push_back("TASK=" + std::string(f->task));
-        if (!wrid.empty()) fields.push_back("WORKER_RID=" + wrid);
-        std::vector<iovec> iov;
-        for (auto& s : fields) iov.push_back({s.data(), s.size()});
-        int rc = sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
+        std::string prio = std::to_string(syslog_priority(m.level));
+        std::vector<queuerd::systemd::JournalField> fields{{"MESSAGE", msg},
+                                                           {"PRIORITY", prio},
+                                                           {"SYSLOG_IDENTIFIER", "queuerd"},
+                                                           {"QUEUERD_LEVEL", level_name(m.level)}};
+        if (f && !f->job_rid.empty()) fields.emplace_back("JOB_RID", f->job_rid);
+        if (f && !f->task.empty()) fields.emplace_back("TASK", f->task);
+        if (!wrid.empty()) fields.emplace_back("WORKER_RID", wrid);
+        int rc = queuerd::systemd::journal_send(fields);
         if (rc >= 0) return true;
         journal_ok_ = false;
         std::string note = fmt::format(

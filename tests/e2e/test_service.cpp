@@ -1,11 +1,17 @@
 // queuerd as a service: the exit statuses systemd's Restart= rules rely on, the refusal of files
 // other users could change, truncated plugins, systemd credentials, and the scrubbed environment
 // of task-runner children. The real binaries, a real database.
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 
 #include "e2e.hpp"
@@ -43,6 +49,81 @@ TEST_F(Service, SigtermExitsZero) {
     d.signal(SIGTERM);
     EXPECT_EQ(d.wait(60s), 0) << d.log();
     EXPECT_TRUE(d.log_contains("stopped cleanly")) << d.log();
+}
+
+// Type=notify: systemd hears READY=1 once the worker runs, STATUS lines, WATCHDOG=1 while the
+// engine loop turns (WATCHDOG_USEC), and STOPPING=1 on SIGTERM, each from the main process
+// (NotifyAccess=main). The test's socket stands where systemd's would be.
+TEST_F(Service, ServiceManagerHearsReadyStatusWatchdogAndStopping) {
+    std::string path = dir_ + "/notify.sock";
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    ASSERT_LT(path.size(), sizeof(a.sun_path));
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << std::strerror(errno);
+    int on = 1;
+    ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)), 0);
+    struct Msg {
+        std::string text;
+        pid_t pid = -1;
+    };
+    auto receive = [&](std::chrono::milliseconds timeout) -> std::optional<Msg> {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
+        char buf[4096];
+        iovec iov{buf, sizeof(buf)};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof(control);
+        ssize_t n = ::recvmsg(fd, &msg, 0);
+        if (n < 0) return std::nullopt;
+        Msg m{std::string(buf, static_cast<size_t>(n))};
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+                ucred cr{};
+                std::memcpy(&cr, CMSG_DATA(c), sizeof(cr));
+                m.pid = cr.pid;
+            }
+        return m;
+    };
+    // Everything the daemon says until `want` appears in a message (or 30 s pass).
+    std::vector<Msg> heard;
+    auto hear = [&](const std::string& want) {
+        auto end = std::chrono::steady_clock::now() + 30s;
+        while (std::chrono::steady_clock::now() < end) {
+            auto m = receive(500ms);
+            if (!m) continue;
+            heard.push_back(*m);
+            if (m->text.find(want) != std::string::npos) return true;
+        }
+        return false;
+    };
+    auto all = [&] {
+        std::string s;
+        for (auto& m : heard) s += "[" + std::to_string(m.pid) + "] " + m.text + "\n";
+        return s;
+    };
+
+    auto& d = start_daemon({}, {{"NOTIFY_SOCKET", path}, {"WATCHDOG_USEC", "1500000"}});
+    EXPECT_TRUE(hear("READY=1")) << all();
+    EXPECT_TRUE(hear("STATUS=running ")) << all();  // the periodic line: "running 0/4 jobs, ..."
+    EXPECT_TRUE(hear("WATCHDOG=1")) << all();
+    d.signal(SIGTERM);
+    EXPECT_TRUE(hear("STOPPING=1")) << all();
+    EXPECT_EQ(d.wait(60s), 0) << d.log();
+    ::close(fd);
+    ASSERT_FALSE(heard.empty());
+    for (auto& m : heard) EXPECT_EQ(m.pid, d.pid()) << m.text;
+    // READY=1 came first, and only once.
+    EXPECT_NE(heard.front().text.find("READY=1"), std::string::npos) << all();
+    int ready = 0;
+    for (auto& m : heard) ready += m.text.find("READY=1") != std::string::npos;
+    EXPECT_EQ(ready, 1) << all();
 }
 
 // A worker frozen past master.worker_stale_threshold is marked STOPPED by the master (its jobs
