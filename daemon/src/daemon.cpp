@@ -577,11 +577,11 @@ int daemon_main(int argc, char** argv) {
             spdlog::critical("{}", e.message);
         else
             std::cerr << "queuerd: " << e.message << "\n";
-        systemd::notify("STATUS=failed: " + e.message);
+        systemd::notify("STATUS=failed: " + systemd::one_line(e.message));
         return e.code;
     } catch (const std::exception& e) {
         std::cerr << "queuerd: " << e.what() << "\n";
-        systemd::notify(std::string("STATUS=failed: ") + e.what());
+        systemd::notify("STATUS=failed: " + systemd::one_line(e.what()));
         return kExitInvalid;
     }
 }

@@ -81,6 +81,13 @@ int notify(std::string_view state) {
     return rc < 0 ? rc : 1;
 }
 
+std::string one_line(std::string_view text) {
+    std::string out(text);
+    for (char& c : out)
+        if (c == '\n' || c == '\r') c = ' ';
+    return out;
+}
+
 uint64_t watchdog_usec() {
     const char* usec = std::getenv("WATCHDOG_USEC");
     if (!usec || !*usec) return 0;

@@ -19,6 +19,10 @@ namespace queuerd::systemd {
 // address kind this build does not speak), -errno when sending failed.
 int notify(std::string_view state);
 
+// `text` with each line break replaced by a space: a value for "STATUS=" that cannot add
+// assignments of its own (an error text with "\nREADY=1" in it stays text).
+std::string one_line(std::string_view text);
+
 // The watchdog interval systemd asks for, in microseconds ($WATCHDOG_USEC, meant for this
 // process when $WATCHDOG_PID is unset or names it); 0 when there is none or it is malformed.
 uint64_t watchdog_usec();

@@ -146,6 +146,11 @@ TEST(SystemdNotify, NothingToTellWithoutAServiceManager) {
     }
 }
 
+TEST(SystemdNotify, StatusTextCannotAddAssignments) {
+    EXPECT_EQ(queuerd::systemd::one_line("bad\nREADY=1\r\nMAINPID=1"), "bad READY=1  MAINPID=1");
+    EXPECT_EQ(queuerd::systemd::one_line("plain"), "plain");
+}
+
 TEST(SystemdNotify, WatchdogIntervalIsForThisProcessOnly) {
     std::string me = std::to_string(::getpid());
     {
