@@ -398,6 +398,15 @@ TEST_F(Web, MarkupInTaskNamesParametersAndErrorsShowsAsText) {
     EXPECT_EQ(j.status, 400);
     EXPECT_EQ(j.body.find("<script>"), std::string::npos) << j.body;
     EXPECT_TRUE(parse(j.body).IsObject()) << j.body;
+    EXPECT_NE(std::string(parse(j.body)["error"].GetString()).find("is not a job RID"),
+              std::string::npos)
+        << j.body;
+    auto w = post(c, "/api/worker/nope/stop", "mode=now");
+    EXPECT_EQ(w.status, 400);
+    EXPECT_NE(w.body.find("\"nope\\\" is not a worker RID"), std::string::npos) << w.body;
+    auto v = post(c, "/api/job/" + live.rid + "/explode");
+    EXPECT_EQ(v.status, 404);
+    EXPECT_NE(v.body.find("unknown action"), std::string::npos) << v.body;
 }
 
 TEST_F(Web, JobsPageFiltersSearchesAndPagesByLastId) {

@@ -641,18 +641,31 @@ struct Console::Impl {
         return {};
     }
 
+    // "<rid>/<verb>" of an action's path: the RID (checked) and the verb, or the 400 reply for a
+    // malformed RID ("job" or "worker" names what it should have been).
+    struct RidAndVerb {
+        std::string rid, verb;
+        std::optional<http::Response> bad;
+    };
+    static RidAndVerb rid_and_verb(const http::Request& req, std::string_view what) {
+        std::string rest = req.params.empty() ? "" : req.params[0];
+        auto slash = rest.find('/');
+        RidAndVerb r{rest.substr(0, slash),
+                     slash == std::string::npos ? "" : rest.substr(slash + 1), std::nullopt};
+        try {
+            queuer::validate_rid(r.rid, "rid");
+        } catch (const Error&) {
+            r.bad = json_reply(
+                400, json_message(false, fmt::format("\"{}\" is not a {} RID", r.rid, what)));
+        }
+        return r;
+    }
+
     // POST /api/job/<rid>/cancel | /api/job/<rid>/retry
     http::Response job_action(const http::Request& req) {
         if (auto r = refuse(req)) return *r;
-        std::string rest = req.params.empty() ? "" : req.params[0];
-        auto slash = rest.find('/');
-        std::string rid = rest.substr(0, slash);
-        std::string verb = slash == std::string::npos ? "" : rest.substr(slash + 1);
-        try {
-            queuer::validate_rid(rid, "rid");
-        } catch (const Error&) {
-            return json_reply(400, json_message(false, "\"" + rid + "\" is not a job RID"));
-        }
+        auto [rid, verb, bad] = rid_and_verb(req, "job");
+        if (bad) return *bad;
         if (verb != "cancel" && verb != "retry")
             return json_reply(
                 404, json_message(false, "unknown action \"" + verb + "\" (cancel or retry)"));
@@ -723,15 +736,8 @@ struct Console::Impl {
     // POST /api/worker/<rid>/stop with mode=graceful|now
     http::Response worker_stop(const http::Request& req) {
         if (auto r = refuse(req)) return *r;
-        std::string rest = req.params.empty() ? "" : req.params[0];
-        auto slash = rest.find('/');
-        std::string rid = rest.substr(0, slash);
-        std::string verb = slash == std::string::npos ? "" : rest.substr(slash + 1);
-        try {
-            queuer::validate_rid(rid, "rid");
-        } catch (const Error&) {
-            return json_reply(400, json_message(false, "\"" + rid + "\" is not a worker RID"));
-        }
+        auto [rid, verb, bad] = rid_and_verb(req, "worker");
+        if (bad) return *bad;
         if (verb != "stop")
             return json_reply(404, json_message(false, "unknown action \"" + verb + "\" (stop)"));
         std::string mode = field(form(req), "mode");
