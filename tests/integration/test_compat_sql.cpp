@@ -65,25 +65,6 @@ int64_t num(const db::Result& r, int row, const char* name) {
     return r.i64(row, r.column(name));
 }
 
-// pgcrypto is database-wide but lives in one schema: the first test schema that migrated may
-// own it and drop it with itself. Move it to a schema of its own so that it stays for this test
-// (our functions look it up wherever it is). False when the server has no pgcrypto.
-bool ensure_pgcrypto(db::Connection& c) {
-    if (c.exec("SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto'").rows() == 0)
-        return false;
-    db::Transaction tx(c);
-    // The migration lock (core/src/schema.cpp kMigrationLockKey): migrations create pgcrypto.
-    c.exec("SELECT pg_advisory_xact_lock(8175552253448552449)");
-    c.exec("CREATE SCHEMA IF NOT EXISTS queuer_test_pgcrypto");
-    c.exec("CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA queuer_test_pgcrypto");
-    if (c.exec("SELECT 1 FROM pg_extension WHERE extname = 'pgcrypto' AND extnamespace = "
-               "'queuer_test_pgcrypto'::regnamespace")
-            .rows() == 0)
-        c.exec("ALTER EXTENSION pgcrypto SET SCHEMA queuer_test_pgcrypto");
-    tx.commit();
-    return true;
-}
-
 class CompatSql : public ::testing::Test {
   protected:
     void SetUp() override {
@@ -432,7 +413,7 @@ TEST_F(CompatSql, EncryptedFinalUpdateUsesPgcryptoWhenInstalled) {
     (void)wrid;
     auto id = num(insert_job("a"), 0, "output_id");
     ASSERT_EQ(claim(wid).rows(), 1);
-    bool pgcrypto = ensure_pgcrypto(c);
+    bool pgcrypto = test::ensure_pgcrypto(c);
 
     db::Params p;
     p.add(id).add("SUCCEEDED").add("[\"secret\"]").add("").add("key-1");

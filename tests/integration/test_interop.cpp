@@ -596,25 +596,8 @@ TEST_F(Interop, ReferenceWorkerDoesNotTakeRetriesOrLaterRunsBeforeTheyAreDue) {
 // Item 5: encryption across clients.
 // ============================================================================================
 
-// pgcrypto is database-wide but lives in one schema: keep it in a schema of its own so that it
-// outlives the test schema that created it (as in test_compat_sql.cpp).
-bool ensure_pgcrypto(db::Connection& c) {
-    if (c.exec("SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto'").rows() == 0)
-        return false;
-    db::Transaction tx(c);
-    c.exec("SELECT pg_advisory_xact_lock(8175552253448552449)");
-    c.exec("CREATE SCHEMA IF NOT EXISTS queuer_test_pgcrypto");
-    c.exec("CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA queuer_test_pgcrypto");
-    if (c.exec("SELECT 1 FROM pg_extension WHERE extname = 'pgcrypto' AND extnamespace = "
-               "'queuer_test_pgcrypto'::regnamespace")
-            .rows() == 0)
-        c.exec("ALTER EXTENSION pgcrypto SET SCHEMA queuer_test_pgcrypto");
-    tx.commit();
-    return true;
-}
-
 TEST_F(Interop, RowsEncryptedByAReferenceClientNeverBreakAListingOrAWait) {
-    if (!ensure_pgcrypto(c)) GTEST_SKIP() << "no pgcrypto on this server";
+    if (!test::ensure_pgcrypto(c)) GTEST_SKIP() << "no pgcrypto on this server";
     auto plain = client->add_job("t", 1);
     auto sealed = client->add_job("t", 2);
     client->cancel_job(plain.rid);

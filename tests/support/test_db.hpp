@@ -40,4 +40,24 @@ class TestSchema {
     DatabaseConfig cfg_;
 };
 
+// pgcrypto is database-wide but lives in one schema: the first test schema that migrated may
+// own it and drop it with itself. Moves it to a schema of its own so that it stays for the
+// calling test (queuerd's functions look it up wherever it is). False when the server has no
+// pgcrypto.
+inline bool ensure_pgcrypto(db::Connection& c) {
+    if (c.exec("SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto'").rows() == 0)
+        return false;
+    db::Transaction tx(c);
+    // The migration lock (core/src/schema.cpp kMigrationLockKey): migrations create pgcrypto.
+    c.exec("SELECT pg_advisory_xact_lock(8175552253448552449)");
+    c.exec("CREATE SCHEMA IF NOT EXISTS queuer_test_pgcrypto");
+    c.exec("CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA queuer_test_pgcrypto");
+    if (c.exec("SELECT 1 FROM pg_extension WHERE extname = 'pgcrypto' AND extnamespace = "
+               "'queuer_test_pgcrypto'::regnamespace")
+            .rows() == 0)
+        c.exec("ALTER EXTENSION pgcrypto SET SCHEMA queuer_test_pgcrypto");
+    tx.commit();
+    return true;
+}
+
 }  // namespace queuer::test
