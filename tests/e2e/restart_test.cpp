@@ -47,7 +47,7 @@ TEST_F(E2E, SurvivesAPostgresRestart) {
     EXPECT_EQ(count(c, "SELECT count(*) FROM job_archive WHERE status = 'SUCCEEDED'"), 300);
     EXPECT_EQ(count(c, "SELECT count(DISTINCT rid) FROM job_archive"), 300);
     EXPECT_TRUE(d.alive());
-    EXPECT_TRUE(d.log_contains("reconnect")) << d.log();
+    EXPECT_TRUE(d.wait_log("reconnect", 10s)) << d.log();
 
     std::smatch m;
     std::string log = d.log();

@@ -258,7 +258,8 @@ TEST_F(Faults, SigtermDuringAnOutageOutcomesSavedAndWrittenAtTheNextStart) {
     proxy.set_mode(TcpProxy::Mode::Pass);
     auto& again = start_worker(w);
     EXPECT_TRUE(wait_all_ended(rids, 60s)) << state() << "\n" << tail(again.log());
-    EXPECT_TRUE(again.log_contains("wrote the 8 outcomes worker")) << tail(again.log());
+    // The rows are visible before the engine's callback logs the line: wait for it.
+    EXPECT_TRUE(again.wait_log("wrote the 8 outcomes worker", 10s)) << tail(again.log());
     expect_exactly_once(rids);
     db::Params p;
     p.add_array(rids);

@@ -254,9 +254,9 @@ TEST_F(FaultsSerial, SegfaultingJobKillsAtMostTwoThreadIsolatedWorkers) {
     ASSERT_EQ(r.rows(), 1);
     EXPECT_EQ(r.str(0, 0), "FAILED");
     EXPECT_NE(r.str(0, 1).find("not retried again"), std::string::npos) << r.str(0, 1);
-    EXPECT_NE(master.log().find(rid), std::string::npos)
-        << "the master's log does not name the job\n"
-        << tail(master.log());
+    // The sweep's row is visible before its callback logs: wait for the line.
+    EXPECT_TRUE(master.wait_log(rid, 10s)) << "the master's log does not name the job\n"
+                                           << tail(master.log());
     expect_exactly_once({rid});
     EXPECT_TRUE(master.alive()) << tail(master.log());
 }
