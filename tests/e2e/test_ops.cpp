@@ -82,9 +82,14 @@ TEST_F(Ops, MetricsHealthAndReadiness) {
         if (m.status != 200) return false;
         EXPECT_EQ(m.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
         e = parse_exposition(m.body);
+        // The counters move in the finish reply's callback, after `wait` saw the rows end.
         return e.value("queuerd_queue_depth",
                        {{"task", "nobody-runs-this"}, {"status", "QUEUED"}}) == 1 &&
-               e.value("queuerd_is_master") == 1;
+               e.value("queuerd_is_master") == 1 &&
+               e.value("queuerd_jobs_finished_total", {{"task", "fail"}, {"status", "FAILED"}}) >=
+                   2 &&
+               e.value("queuerd_jobs_finished_total",
+                       {{"task", "echo"}, {"status", "SUCCEEDED"}}) >= 1;
     })) << http_get(port, "/metrics").body;
     EXPECT_TRUE(e.errors.empty()) << e.errors.front();
     EXPECT_EQ(e.value("queuerd_jobs_finished_total", {{"task", "echo"}, {"status", "SUCCEEDED"}}),
