@@ -467,10 +467,19 @@ void Queuer::Engine::begin_stop(std::chrono::milliseconds grace, StopCause cause
     check_stop();
 }
 
+bool Queuer::Engine::outcome_outstanding() const {
+    for (const auto& [id, run] : runs_)
+        if (!run->decided && !run->abandoned) return true;
+    return false;
+}
+
 void Queuer::Engine::check_stop() {
     auto now = steady::now();
     if (phase_ == Phase::Draining) {
-        bool idle = exec_->busy() == 0 && claims_in_flight_ == 0;
+        // busy() alone is not enough: the runs begin_stop left for free threads may not have
+        // been taken yet, and a task that returned counts as neither busy nor decided until the
+        // loop reads its event. Stopping then would drop their outcomes.
+        bool idle = exec_->busy() == 0 && claims_in_flight_ == 0 && !outcome_outstanding();
         if (idle && graceful_requested_ && !stop_deadline_) {
             // STOPPING from elsewhere and nothing runs any more: tell the owner (queuerd then
             // calls stop() with its grace), once.
@@ -502,7 +511,8 @@ void Queuer::Engine::check_stop() {
                            fmt::format("shutdown: {} running jobs told to stop; they go back to "
                                        "the queue once that is written",
                                        n));
-            idle = claims_in_flight_ == 0;
+            // Runs whose task returned (Gone) are decided when the loop reads their events.
+            idle = claims_in_flight_ == 0 && !outcome_outstanding();
         }
         if (!idle) return;
         set_phase(Phase::Flushing);

@@ -129,6 +129,9 @@ class Queuer::Engine {
     void set_phase(detail::Phase p);
     void begin_stop(std::chrono::milliseconds grace, StopCause cause);
     void check_stop();
+    // A run whose outcome is still to come: its task runs, or waits in the ready queue for a
+    // free thread, or has returned and the loop has not read that yet.
+    bool outcome_outstanding() const;
     void close_everything();
     void tick();
     void publish();
