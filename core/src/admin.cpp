@@ -16,12 +16,8 @@ namespace queuer::admin {
 
 namespace {
 
-// Live workers: heartbeat within the master's worker_stale_threshold (Go shape, nanoseconds),
-// 2 minutes when unset.
-const char* const kStaleSeconds =
-    "COALESCE((SELECT NULLIF((settings ->> 'worker_stale_threshold')::float8, 0) / 1e9 "
-    "FROM master WHERE id = 1 AND jsonb_typeof(settings -> 'worker_stale_threshold') = 'number'), "
-    "120)";
+// Live workers: heartbeat within the master's worker_stale_threshold.
+const char* const kStaleSeconds = QUEUER_MASTER_STALE_SECONDS_OR_DEFAULT;
 
 struct Where {
     db::Params params;

@@ -245,9 +245,12 @@ class Queuer::Engine {
     std::optional<steady::time_point> due_at_;
     double ewma_run_s_ = -1;  // task run time, exponentially weighted; -1 = none measured yet
     std::optional<steady::time_point> prefetch_paused_until_;
+    // When the last heartbeat that reached the database was *sent*: a lower bound of the
+    // worker row's updated_at, so a reply read after a freeze does not hide the freeze.
     steady::time_point last_heartbeat_ok_{};
-    std::optional<steady::time_point> stop_deadline_;   // end of the grace period
-    std::optional<steady::time_point> flush_deadline_;  // give up writing after this
+    std::optional<std::chrono::milliseconds> master_stale_threshold_;  // from the heartbeat
+    std::optional<steady::time_point> stop_deadline_;                  // end of the grace period
+    std::optional<steady::time_point> flush_deadline_;                 // give up writing after this
     StopCause pending_cause_ = StopCause::None;
     bool retention_applied_ = false;
     std::unordered_map<std::string, steady::time_point> recent_cancels_;

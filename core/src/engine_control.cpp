@@ -47,7 +47,8 @@ void Queuer::Engine::heartbeat() {
     heartbeat_in_flight_ = true;
     db::Params p;
     p.add(q_.worker_.rid).add(exec_->busy());
-    control_pipe_->send(detail::kHeartbeat, p, [this](db::Result* r, const Error* e) {
+    auto sent = steady::now();
+    control_pipe_->send(detail::kHeartbeat, p, [this, sent](db::Result* r, const Error* e) {
         heartbeat_in_flight_ = false;
         if (e) {
             // A lost connection is logged by its pipe; anything else here.
@@ -62,9 +63,18 @@ void Queuer::Engine::heartbeat() {
                        {{}, {}, q_.worker_.rid});
             apply_worker_status(std::string(worker_status::stopped));
         } else {
+            // NULL: no master has recorded a threshold (or a Python one, which does not).
+            int col = r->column("stale_seconds");
+            double s = r->is_null(0, col) ? 0 : std::strtod(r->str(0, col).c_str(), nullptr);
+            if (s > 0)
+                master_stale_threshold_ = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+            else
+                master_stale_threshold_.reset();
             apply_worker_status(r->str(0, 0));
         }
-        last_heartbeat_ok_ = steady::now();
+        // The send time, not now: this reply may be read long after the row was written (a
+        // heartbeat in flight when the process froze must not reset the silence).
+        last_heartbeat_ok_ = std::max(last_heartbeat_ok_, sent);
     });
 }
 
@@ -74,10 +84,16 @@ void Queuer::Engine::apply_worker_status(const std::string& status) {
     log::Fields f{{}, {}, q_.worker_.rid};
     if (status == worker_status::stopped) {
         if (stopped_notified_) return;
-        auto threshold = opts_.master ? opts_.master->worker_stale_threshold
-                                      : MasterSettings{}.worker_stale_threshold;
+        // The master's threshold judged us (ours when its row has none). 5 % slack:
+        // the master measures with the database's clock from the row's updated_at, we from
+        // the send of our last heartbeat that reached it; a worker that silent would be swept
+        // in a moment anyway.
+        auto threshold = std::chrono::duration_cast<std::chrono::milliseconds>(
+            opts_.master ? opts_.master->worker_stale_threshold
+                         : MasterSettings{}.worker_stale_threshold);
+        if (master_stale_threshold_) threshold = *master_stale_threshold_;
         auto silent = steady::now() - last_heartbeat_ok_;
-        if (claim_jobs_ && silent > threshold) {
+        if (claim_jobs_ && silent > threshold - threshold / 20) {
             // The master took us for dead (we were frozen, or cut off for longer than its stale
             // threshold) and has recovered our jobs: nothing we hold is ours any more.
             if (stop_cause_ == StopCause::None) stop_cause_ = StopCause::Stale;

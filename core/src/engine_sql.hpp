@@ -5,6 +5,7 @@
 
 #include "job_sql.hpp"
 #include "queuer/db.hpp"
+#include "worker_row.hpp"
 
 namespace queuer::detail {
 
@@ -96,10 +97,12 @@ inline const db::Statement kFinishRequeue{
 
 // $1 worker rid, $2 current concurrency. Returns the worker's status (STOPPING / STOPPED set
 // from elsewhere are obeyed).
+// Also returns the threshold by which the master judges staleness (worker_row.hpp): a worker told
+// it is STOPPED tells "the master took me for dead" from "an operator stopped me" with it.
 inline const db::Statement kHeartbeat{
     "queuer_heartbeat",
     "UPDATE worker SET updated_at = CURRENT_TIMESTAMP, current_concurrency = $2::int"
-    " WHERE rid = $1::uuid RETURNING status"};
+    " WHERE rid = $1::uuid RETURNING status, " QUEUER_MASTER_STALE_SECONDS " AS stale_seconds"};
 
 // Reconciliation: the rows the database says this worker holds ($1 worker rid).
 inline const db::Statement kHeld{"queuer_held",

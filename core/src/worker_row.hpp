@@ -8,6 +8,15 @@
     "id, rid, name, options, available_tasks, available_next_interval, current_concurrency, " \
     "max_concurrency, status, created_at, updated_at"
 
+// The master's worker_stale_threshold in seconds, from the settings it records in its row (Go
+// shape, nanoseconds), NULL when the row has none; the _OR_DEFAULT form reads 120 then (the
+// reference's 2 minutes). The master judges staleness by its own threshold, so everyone asking
+// "is this worker stale?" reads this one.
+#define QUEUER_MASTER_STALE_SECONDS                                                         \
+    "(SELECT NULLIF((settings ->> 'worker_stale_threshold')::float8, 0) / 1e9 FROM master " \
+    "WHERE id = 1 AND jsonb_typeof(settings -> 'worker_stale_threshold') = 'number')"
+#define QUEUER_MASTER_STALE_SECONDS_OR_DEFAULT "COALESCE(" QUEUER_MASTER_STALE_SECONDS ", 120)"
+
 namespace queuer::detail {
 
 // A row selected with QUEUER_WORKER_COLS. options: the OnError, plus what queuerd records about

@@ -1,6 +1,7 @@
 // Faults between queuerd and PostgreSQL: connections cut during a drain, a PostgreSQL restart,
 // SIGTERM while the database cannot be reached (it comes back within the grace, or it does
 // not). queuerd talks to PostgreSQL through a TcpProxy; the test's checks connect directly.
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -45,6 +46,27 @@ TEST_F(Faults, ProxyForwardsCutsRefusesAndPassesAgain) {
     // A large reply crosses intact (the proxy buffers partial writes).
     auto big = c2.exec("SELECT repeat('x', 3000000)").str(0, 0);
     EXPECT_EQ(big.size(), 3000000u);
+    // HoldReplies: the statement runs, its reply waits until Pass.
+    c2.exec("CREATE SCHEMA IF NOT EXISTS " + direct.schema);  // no worker created it yet
+    c2.exec("CREATE TABLE proxy_hold (x int)");
+    proxy.set_mode(TcpProxy::Mode::HoldReplies);
+    std::atomic<bool> answered{false};
+    int64_t got = 0;
+    std::thread held([&] {
+        try {
+            got = c2.exec("INSERT INTO proxy_hold VALUES (7) RETURNING x").i64(0, 0);
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << "the held statement failed: " << e.what();
+        }
+        answered = true;
+    });
+    EXPECT_TRUE(wait_until([&] { return scalar("SELECT count(*) FROM proxy_hold") == 1; }, 10s))
+        << "the held statement never reached the server";
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(answered.load()) << "the reply crossed while replies were held";
+    proxy.set_mode(TcpProxy::Mode::Pass);
+    held.join();
+    EXPECT_EQ(got, 7);
     // Periodic cuts reset connections opened between them too.
     auto rounds = proxy.cuts(), reset = proxy.connections_cut();
     proxy.start_cuts(100ms, 200ms);

@@ -200,6 +200,74 @@ TEST_F(FaultsSerial, FrozenWorkerPastTheStaleThreshold) {
     EXPECT_TRUE(master.alive()) << tail(master.log());
 }
 
+// d2. A heartbeat that reached the database but whose reply is held in the network (the TCP
+// proxy keeps every reply of the victim's connections) past the master's stale threshold. The
+// master declares the victim stale and recovers its jobs; when the replies arrive, the first
+// one the victim reads about its own row says RUNNING (the heartbeat ran before the sweep). It
+// must still see that it was taken for dead: it stops and exits 75, and writes over nothing.
+// The victim's own worker_stale_threshold is 60 s, the master's 3 s: the master's is the one
+// that judged it (read from the master row).
+TEST_F(FaultsSerial, HeartbeatReplyHeldPastTheMastersStaleThreshold) {
+    auto direct = schema.config();
+    TcpProxy proxy(direct.host, direct.port);
+    WorkerSpec ms, vs;
+    ms.name = "held-master";
+    vs.name = "held-victim";
+    ms.max_concurrency = vs.max_concurrency = 4;
+    ms.stale = "3s";
+    vs.stale = "60s";
+    vs.via = &proxy;
+    auto& master = start_worker(ms);
+    auto mrid = worker_rid(ms.name);
+    ASSERT_TRUE(wait_until([&] { return master_rid() == mrid; }, 30s)) << tail(master.log());
+    auto& victim = start_worker(vs);
+    auto vrid = worker_rid(vs.name);
+    const size_t n = 16;
+    auto rids = add_count_jobs(n, 1500, R"({"on_error":{"max_retries":3}})");
+    db::Params vp;
+    vp.add(vrid);
+    ASSERT_TRUE(wait_until(
+        [&] {
+            return scalar(
+                       "SELECT count(*) FROM job WHERE status = 'RUNNING' AND "
+                       "worker_rid = $1::uuid",
+                       vp) > 0;
+        },
+        60s))
+        << state();
+    proxy.set_mode(TcpProxy::Mode::HoldReplies);
+    // The victim's heartbeats stop once one is in flight; the master declares it stale.
+    bool swept = wait_until(
+        [&] {
+            return scalar(
+                       "SELECT count(*) FROM worker WHERE rid = $1::uuid AND status = "
+                       "'STOPPED'",
+                       vp) == 1;
+        },
+        60s);
+    EXPECT_TRUE(swept) << state() << "\n" << tail(master.log());
+    proxy.set_mode(TcpProxy::Mode::Pass);
+    long vpid = victim.pid();
+    EXPECT_EQ(victim.wait(60s), 75) << "a worker the master declared stale exits 75\n"
+                                    << tail(victim.log());
+    EXPECT_TRUE(victim.log_contains("declared this worker stale")) << tail(victim.log());
+    EXPECT_TRUE(wait_all_ended(rids, 120s)) << state() << "\n" << logs();
+    expect_exactly_once(rids);
+    EXPECT_EQ(archived_with_status(rids, "SUCCEEDED"), static_cast<int64_t>(n)) << state();
+    EXPECT_EQ(scalar(kRequeuedWithOwner), 0) << "requeued rows must carry no worker";
+    // Executions by the victim whose outcome it did not write may repeat (it was taken for
+    // dead while running them); the others ran once.
+    std::set<std::string> may_repeat;
+    for (const auto& [rid, runs] : executions())
+        for (const auto& e : runs)
+            if (e.pid == vpid) may_repeat.insert(rid);
+    for (const auto& rid :
+         column("SELECT rid::text FROM job_archive WHERE worker_rid = $1::uuid", vp))
+        may_repeat.erase(rid);
+    check_executions(rids, may_repeat, true, "held-heartbeat");
+    EXPECT_TRUE(master.alive()) << tail(master.log());
+}
+
 // i. A job whose task segfaults its (thread-isolated) worker, with max_retries 3: it may take
 // down at most two workers (the first crash, and one retry after the retry delay); then it ends
 // FAILED "not retried again" and the master's log names it. The master offers no `crash` task;

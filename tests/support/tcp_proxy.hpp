@@ -8,7 +8,11 @@
 //   set_mode(Refuse)     cuts every open connection and resets every new one right after accept
 //   set_mode(Blackhole)  stops forwarding: open connections freeze, new ones are accepted and
 //                        then get no answer (a network partition)
-//   set_mode(Pass)       forwards again (connections held by Blackhole are reset)
+//   set_mode(HoldReplies) forwards requests to the server but keeps its replies (a reply lost
+//                        in the network for a while: the statement ran, the client does not
+//                        know yet)
+//   set_mode(Pass)       forwards again (connections held by Blackhole are reset; replies kept
+//                        by HoldReplies are delivered, in order)
 // Everything runs on one thread of its own (poll loop); the public methods are thread-safe and
 // return once the loop has carried them out.
 #pragma once
@@ -40,7 +44,7 @@ namespace queuer::test {
 
 class TcpProxy {
   public:
-    enum class Mode { Pass, Refuse, Blackhole };
+    enum class Mode { Pass, Refuse, Blackhole, HoldReplies };
 
     TcpProxy(std::string upstream_host, int upstream_port)
         : up_host_(std::move(upstream_host)), up_port_(upstream_port) {
@@ -285,12 +289,13 @@ class TcpProxy {
             fds.push_back({listen_fd_, POLLIN, 0});
             std::vector<Conn*> owners;
             bool flowing = mode_ != Mode::Blackhole;
+            bool replying = mode_ != Mode::HoldReplies;
             for (auto& c : conns_) {
                 short ce = 0, se = 0;
                 if (flowing) {
                     if (!c.client_eof && c.up.size() < (1u << 20)) ce |= POLLIN;
                     if (!c.server_eof && c.down.size() < (1u << 20)) se |= POLLIN;
-                    if (!c.down.empty()) ce |= POLLOUT;
+                    if (!c.down.empty() && replying) ce |= POLLOUT;
                     if (!c.up.empty()) se |= POLLOUT;
                 }
                 fds.push_back({c.client, ce, 0});
@@ -328,7 +333,7 @@ class TcpProxy {
                     ok = ok && pump_in(c.client, c.up, c.client_eof);
                 if (sr & (POLLIN | POLLHUP | POLLERR))
                     ok = ok && pump_in(c.server, c.down, c.server_eof);
-                if (ok) ok = pump_out(c.server, c.up) && pump_out(c.client, c.down);
+                if (ok) ok = pump_out(c.server, c.up) && (!replying || pump_out(c.client, c.down));
                 if (!ok) {
                     // One side was reset: reset the other too, as a broken path would.
                     reset(c);
@@ -338,7 +343,7 @@ class TcpProxy {
                     ::shutdown(c.server, SHUT_WR);
                     c.up_shut = true;
                 }
-                if (c.server_eof && c.down.empty() && !c.down_shut) {
+                if (replying && c.server_eof && c.down.empty() && !c.down_shut) {
                     ::shutdown(c.client, SHUT_WR);
                     c.down_shut = true;
                 }
