@@ -96,9 +96,9 @@ inline const db::Statement kFinishRequeue{
     " RETURNING j.id"};
 
 // $1 worker rid, $2 current concurrency. Returns the worker's status (STOPPING / STOPPED set
-// from elsewhere are obeyed).
-// Also returns the threshold by which the master judges staleness (worker_row.hpp): a worker told
-// it is STOPPED tells "the master took me for dead" from "an operator stopped me" with it.
+// from elsewhere are obeyed) and the threshold by which the master judges staleness
+// (worker_row.hpp): with it, a worker told it is STOPPED tells "the master took me for dead"
+// from "an operator stopped me".
 inline const db::Statement kHeartbeat{
     "queuer_heartbeat",
     "UPDATE worker SET updated_at = CURRENT_TIMESTAMP, current_concurrency = $2::int"
