@@ -149,6 +149,33 @@ class FaultTest : public E2E {
         auto v = column("SELECT COALESCE(worker_rid::text, '') FROM master WHERE id = 1");
         return v.empty() ? "" : v[0];
     }
+    // The rids of the rows the database says worker `rid` holds RUNNING.
+    std::vector<std::string> running_held_by(const std::string& rid) {
+        db::Params p;
+        p.add(rid);
+        return column(
+            "SELECT rid::text FROM job WHERE status = 'RUNNING' AND worker_rid = $1::uuid", p);
+    }
+    bool worker_stopped(const std::string& rid) {
+        db::Params p;
+        p.add(rid);
+        return scalar("SELECT count(*) FROM worker WHERE rid = $1::uuid AND status = 'STOPPED'",
+                      p) == 1;
+    }
+    // Jobs process `pid` executed whose outcome its worker `rid` did not write (none archived
+    // under its rid): the ones a killed or frozen worker leaves to run again elsewhere.
+    std::set<std::string> unwritten_by(long pid, const std::string& rid) {
+        std::set<std::string> out;
+        for (const auto& [job, runs] : executions())
+            for (const auto& e : runs)
+                if (e.pid == pid) out.insert(job);
+        db::Params p;
+        p.add(rid);
+        for (const auto& job :
+             column("SELECT rid::text FROM job_archive WHERE worker_rid = $1::uuid", p))
+            out.erase(job);
+        return out;
+    }
 
     // Polls `cond` every `step` until it holds or `timeout` passes (bounds, not timings).
     static bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout,

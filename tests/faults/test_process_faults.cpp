@@ -41,15 +41,9 @@ TEST_F(FaultsSerial, KillMinusNineOfOneWorkerAmongThree) {
             if (scalar("SELECT count(*) FROM job_archive") < 40) return false;
             auto m = master_rid();
             for (int i = 0; i < 3; ++i) {
-                if (wrid[i] == m) continue;
-                db::Params p;
-                p.add(wrid[i]);
-                if (scalar("SELECT count(*) FROM job WHERE status = 'RUNNING' AND "
-                           "worker_rid = $1::uuid",
-                           p) > 0) {
-                    victim = i;
-                    return true;
-                }
+                if (wrid[i] == m || running_held_by(wrid[i]).empty()) continue;
+                victim = i;
+                return true;
             }
             return false;
         },
@@ -58,10 +52,7 @@ TEST_F(FaultsSerial, KillMinusNineOfOneWorkerAmongThree) {
     long vpid = d[victim]->pid();
     d[victim]->signal(SIGKILL);
     EXPECT_EQ(d[victim]->wait(10s), 128 + SIGKILL);
-    db::Params vp;
-    vp.add(wrid[victim]);
-    auto held =
-        column("SELECT rid::text FROM job WHERE status = 'RUNNING' AND worker_rid = $1::uuid", vp);
+    auto held = running_held_by(wrid[victim]);
     std::printf("[ FAULTS   ] kill-9: worker %s (pid %ld) killed holding %zu running jobs\n",
                 s[victim].name.c_str(), vpid, held.size());
     int64_t owned_requeued = 0;
@@ -79,34 +70,15 @@ TEST_F(FaultsSerial, KillMinusNineOfOneWorkerAmongThree) {
     EXPECT_EQ(owned_requeued, 0) << "requeued rows must carry worker_id 0 and worker_rid NULL";
     // Executions: the killed worker's unfinished jobs may have run twice, never more, and no
     // other job may have.
-    auto ex = executions();
-    std::set<std::string> may_repeat;
-    for (const auto& [rid, runs] : ex) {
+    for (const auto& [rid, runs] : executions()) {
         int others = 0;
-        bool by_victim = false;
-        for (const auto& e : runs) {
-            if (e.pid == vpid)
-                by_victim = true;
-            else
-                ++others;
-        }
-        if (by_victim) may_repeat.insert(rid);
+        for (const auto& e : runs) others += e.pid != vpid;
         EXPECT_LE(others, 1) << "job " << rid << " ran " << others
                              << " times on the surviving workers";
     }
     // A job the killed worker finished (archived under its rid) has no excuse to run again.
-    db::Params ap;
-    ap.add(wrid[victim]);
-    for (const auto& rid :
-         column("SELECT rid::text FROM job_archive WHERE worker_rid = $1::uuid", ap))
-        may_repeat.erase(rid);
-    check_executions(rids, may_repeat, true, "kill-9");
-    EXPECT_TRUE(wait_until(
-        [&] {
-            return scalar("SELECT count(*) FROM worker WHERE name = '" + s[victim].name +
-                          "' AND status = 'STOPPED'") == 1;
-        },
-        30s));
+    check_executions(rids, unwritten_by(vpid, wrid[victim]), true, "kill-9");
+    EXPECT_TRUE(wait_until([&] { return worker_stopped(wrid[victim]); }, 30s));
     for (int i = 0; i < 3; ++i) {
         if (i != victim) {
             EXPECT_TRUE(d[i]->alive()) << tail(d[i]->log());
@@ -130,21 +102,10 @@ TEST_F(FaultsSerial, FrozenWorkerPastTheStaleThreshold) {
     auto frid = worker_rid(fs.name);
     const size_t n = 80;
     auto rids = add_count_jobs(n, 500, R"({"on_error":{"max_retries":3}})");
-    db::Params fp;
-    fp.add(frid);
-    ASSERT_TRUE(wait_until(
-        [&] {
-            return scalar(
-                       "SELECT count(*) FROM job WHERE status = 'RUNNING' AND "
-                       "worker_rid = $1::uuid",
-                       fp) > 0;
-        },
-        60s))
-        << state();
+    ASSERT_TRUE(wait_until([&] { return !running_held_by(frid).empty(); }, 60s)) << state();
     frozen.signal(SIGSTOP);
     long fpid = frozen.pid();
-    auto held =
-        column("SELECT rid::text FROM job WHERE status = 'RUNNING' AND worker_rid = $1::uuid", fp);
+    auto held = running_held_by(frid);
     std::printf("[ FAULTS   ] sigstop: worker %s frozen holding %zu running jobs\n",
                 fs.name.c_str(), held.size());
     // The master declares it stale and takes its jobs back.
@@ -152,12 +113,7 @@ TEST_F(FaultsSerial, FrozenWorkerPastTheStaleThreshold) {
     bool recovered = wait_until(
         [&] {
             owned_requeued = std::max(owned_requeued, scalar(kRequeuedWithOwner));
-            return scalar("SELECT count(*) FROM worker WHERE rid = '" + frid +
-                          "' AND status = 'STOPPED'") == 1 &&
-                   scalar(
-                       "SELECT count(*) FROM job WHERE status = 'RUNNING' AND "
-                       "worker_rid = $1::uuid",
-                       fp) == 0;
+            return worker_stopped(frid) && running_held_by(frid).empty();
         },
         60s);
     EXPECT_TRUE(recovered) << state() << "\n" << tail(master.log());
@@ -187,16 +143,7 @@ TEST_F(FaultsSerial, FrozenWorkerPastTheStaleThreshold) {
                      hp),
               0)
         << "the woken worker wrote over recovered rows";
-    std::set<std::string> may_repeat;
-    for (const auto& [rid, runs] : executions())
-        for (const auto& e : runs)
-            if (e.pid == fpid) may_repeat.insert(rid);
-    db::Params ap;
-    ap.add(frid);
-    for (const auto& rid :
-         column("SELECT rid::text FROM job_archive WHERE worker_rid = $1::uuid", ap))
-        may_repeat.erase(rid);
-    check_executions(rids, may_repeat, true, "sigstop");
+    check_executions(rids, unwritten_by(fpid, frid), true, "sigstop");
     EXPECT_TRUE(master.alive()) << tail(master.log());
 }
 
@@ -224,27 +171,10 @@ TEST_F(FaultsSerial, HeartbeatReplyHeldPastTheMastersStaleThreshold) {
     auto vrid = worker_rid(vs.name);
     const size_t n = 16;
     auto rids = add_count_jobs(n, 1500, R"({"on_error":{"max_retries":3}})");
-    db::Params vp;
-    vp.add(vrid);
-    ASSERT_TRUE(wait_until(
-        [&] {
-            return scalar(
-                       "SELECT count(*) FROM job WHERE status = 'RUNNING' AND "
-                       "worker_rid = $1::uuid",
-                       vp) > 0;
-        },
-        60s))
-        << state();
+    ASSERT_TRUE(wait_until([&] { return !running_held_by(vrid).empty(); }, 60s)) << state();
     proxy.set_mode(TcpProxy::Mode::HoldReplies);
     // The victim's heartbeats stop once one is in flight; the master declares it stale.
-    bool swept = wait_until(
-        [&] {
-            return scalar(
-                       "SELECT count(*) FROM worker WHERE rid = $1::uuid AND status = "
-                       "'STOPPED'",
-                       vp) == 1;
-        },
-        60s);
+    bool swept = wait_until([&] { return worker_stopped(vrid); }, 60s);
     EXPECT_TRUE(swept) << state() << "\n" << tail(master.log());
     proxy.set_mode(TcpProxy::Mode::Pass);
     long vpid = victim.pid();
@@ -257,14 +187,7 @@ TEST_F(FaultsSerial, HeartbeatReplyHeldPastTheMastersStaleThreshold) {
     EXPECT_EQ(scalar(kRequeuedWithOwner), 0) << "requeued rows must carry no worker";
     // Executions by the victim whose outcome it did not write may repeat (it was taken for
     // dead while running them); the others ran once.
-    std::set<std::string> may_repeat;
-    for (const auto& [rid, runs] : executions())
-        for (const auto& e : runs)
-            if (e.pid == vpid) may_repeat.insert(rid);
-    for (const auto& rid :
-         column("SELECT rid::text FROM job_archive WHERE worker_rid = $1::uuid", vp))
-        may_repeat.erase(rid);
-    check_executions(rids, may_repeat, true, "held-heartbeat");
+    check_executions(rids, unwritten_by(vpid, vrid), true, "held-heartbeat");
     EXPECT_TRUE(master.alive()) << tail(master.log());
 }
 
