@@ -248,8 +248,10 @@ TEST_F(Interop, MasterRecoveryLeavesNoWorkerSoTheReferenceStalePassLeavesTheJobA
     EXPECT_EQ(job_row(j.rid).str(0, 0), "SCHEDULED");
 }
 
-// Fails until the lead's engine (issue 10) clears the worker on its own requeues: SIGTERM past
-// the shutdown grace (kFinish, action REQUEUE) still keeps worker_id/worker_rid today.
+// The engine's own requeue (a stop past the grace: action REQUEUE) clears worker_id and
+// worker_rid too, so a reference worker's stale-jobs pass never takes the job for a dead
+// worker's (INTEROP.md; the engine test StopAfterGraceRequeuesWhatStillRuns checks the status
+// and the attempt count of the same requeue).
 TEST_F(Interop, EngineRequeueAtShutdownLeavesNoWorker) {
     EngineOptions eo;
     eo.poll_interval = 500ms;
